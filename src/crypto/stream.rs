@@ -1,0 +1,116 @@
+//! A keyed chunk stream: seals and opens runs of chunks, in parallel.
+//!
+//! FORMAT.md "Chunks". A [`StreamKey`] couples a [`ChunkCipher`] with the
+//! stream's [`Geometry`], so the nonce of chunk `i` (its index, and whether it
+//! is the last chunk) always comes from the geometry, never from the caller.
+
+use rayon::prelude::*;
+
+use super::aead::{Backend, ChunkCipher, Suite, TAG_LEN};
+use super::keys::SubKey;
+use super::nonce::ChunkNonce;
+use super::offsets::Geometry;
+
+/// Which stream of the archive a chunk belongs to (for error messages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    /// The file data.
+    Data,
+    /// The encrypted index.
+    Index,
+}
+
+/// One stream's key and shape.
+pub struct StreamKey {
+    cipher: ChunkCipher,
+    geom: Geometry,
+}
+
+impl StreamKey {
+    /// Prepares the stream.
+    pub fn new(suite: Suite, backend: Backend, key: &SubKey, geom: Geometry) -> StreamKey {
+        StreamKey {
+            cipher: ChunkCipher::new(suite, backend, key),
+            geom,
+        }
+    }
+
+    /// The stream's geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geom
+    }
+
+    /// Seals chunk `i` in place: `buf` is its plaintext followed by `TAG_LEN`
+    /// bytes of room for the tag.
+    pub fn seal_chunk(&self, i: u64, buf: &mut [u8]) {
+        debug_assert_eq!(buf.len(), self.geom.chunk_plain_len(i) + TAG_LEN);
+        self.cipher
+            .seal(ChunkNonce::new(i, self.geom.is_last(i)), buf);
+    }
+
+    /// Opens chunk `i` in place (`buf` = ciphertext || tag, exactly as stored).
+    /// Returns `Err(i)` when it fails authentication or has the wrong length.
+    pub fn open_chunk(&self, i: u64, buf: &mut [u8]) -> Result<(), u64> {
+        if i >= self.geom.chunk_count() || buf.len() != self.geom.chunk_plain_len(i) + TAG_LEN {
+            return Err(i);
+        }
+        self.cipher
+            .open(ChunkNonce::new(i, self.geom.is_last(i)), buf)
+            .map_err(|_| i)
+    }
+
+    /// Seals the contiguous run of chunks starting at `first`, laid out as
+    /// stored (plaintext at each chunk's place, tag room after it), in parallel.
+    pub fn seal_run(&self, first: u64, buf: &mut [u8]) {
+        let stride = self.geom.chunk_size() as usize + TAG_LEN;
+        buf.par_chunks_mut(stride)
+            .enumerate()
+            .for_each(|(k, c)| self.seal_chunk(first + k as u64, c));
+    }
+
+    /// Opens the contiguous run of chunks starting at `first` in place, in
+    /// parallel. On failure returns the lowest failing chunk index and wipes
+    /// the whole run, so no plaintext of a failed run can be used.
+    pub fn open_run(&self, first: u64, buf: &mut [u8]) -> Result<(), u64> {
+        let stride = self.geom.chunk_size() as usize + TAG_LEN;
+        let bad = if buf.len() <= stride {
+            self.open_chunk(first, buf).err()
+        } else {
+            buf.par_chunks_mut(stride)
+                .enumerate()
+                .filter_map(|(k, c)| self.open_chunk(first + k as u64, c).err())
+                .min()
+        };
+        match bad {
+            None => Ok(()),
+            Some(i) => {
+                zeroize::Zeroize::zeroize(buf);
+                Err(i)
+            }
+        }
+    }
+
+    /// Opens separately-buffered chunks `first, first + 1, …` in parallel
+    /// (each buffer holds one chunk as stored). Same failure rule as
+    /// [`StreamKey::open_run`].
+    pub fn open_slots(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), u64> {
+        let bad = if slots.len() == 1 {
+            self.open_chunk(first, slots[0]).err()
+        } else {
+            slots
+                .par_iter_mut()
+                .enumerate()
+                .filter_map(|(k, c)| self.open_chunk(first + k as u64, c).err())
+                .min()
+        };
+        match bad {
+            None => Ok(()),
+            Some(i) => {
+                for s in slots.iter_mut() {
+                    zeroize::Zeroize::zeroize(&mut **s);
+                }
+                Err(i)
+            }
+        }
+    }
+}

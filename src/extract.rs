@@ -1,0 +1,305 @@
+//! Extracting an archive (or parts of it) into a local directory.
+//!
+//! Safety rules: archive names are single validated components (no `/`, no
+//! `..`), requested paths must be relative and free of `..`, nothing is ever
+//! written through a symlink (files are created with `O_NOFOLLOW | O_EXCL`,
+//! directories are checked to be real directories), existing files are never
+//! overwritten, and each file is written to a temporary name and renamed into
+//! place once it is complete and authenticated.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::crypto::index::{Kind, NodeId, ROOT};
+use crate::crypto::{self, Archive, Source};
+
+/// Why extraction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// A requested path is absolute or contains `..`.
+    #[error("refusing unsafe path {0:?}: give paths relative to the archive root, without ..")]
+    UnsafePath(String),
+    /// A requested path is not in the archive.
+    #[error("{0:?} is not in the archive (see `hpcs-pack inspect -i …` for its contents)")]
+    NotFound(String),
+    /// The destination already has something at that name.
+    #[error("{0} already exists; extract into an empty directory")]
+    Exists(PathBuf),
+    /// A destination directory component is a symlink or not a directory.
+    #[error("{0} is not a directory (refusing to write through symlinks)")]
+    NotADir(PathBuf),
+    /// Writing failed.
+    #[error("cannot write {path}: {err}")]
+    Write {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+    /// Reading the archive failed (authentication, I/O).
+    #[error(transparent)]
+    Archive(#[from] crypto::Error),
+}
+
+/// Checks a user-supplied archive path and returns its components.
+pub fn check_request(path: &str) -> Result<(), ExtractError> {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return Err(ExtractError::UnsafePath(path.into()));
+    }
+    for c in p.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            _ => return Err(ExtractError::UnsafePath(path.into())),
+        }
+    }
+    Ok(())
+}
+
+/// Summary of an extraction.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Extracts `paths` (everything when empty) of `archive` under `dest`.
+pub fn extract<S: Source>(
+    archive: &Archive<S>,
+    dest: &Path,
+    paths: &[String],
+    progress: &mut dyn FnMut(u64),
+) -> Result<Extracted, ExtractError> {
+    let tree = archive.tree();
+    let mut roots = Vec::new();
+    for p in paths {
+        check_request(p)?;
+        roots.push(tree.resolve(p).ok_or_else(|| ExtractError::NotFound(p.clone()))?);
+    }
+    if roots.is_empty() {
+        roots.push(ROOT);
+    }
+    // Select entries: the requested ones, their ancestors, their descendants.
+    let n = tree.len();
+    let mut selected = vec![false; n];
+    for &r in &roots {
+        let mut cur = r;
+        loop {
+            selected[cur as usize] = true;
+            if cur == ROOT {
+                break;
+            }
+            cur = tree.node(cur).map_or(ROOT, |x| x.parent);
+        }
+    }
+    // Parents come before children in the index, so one pass marks subtrees.
+    let mut in_subtree = vec![false; n];
+    for &r in &roots {
+        in_subtree[r as usize] = true;
+    }
+    for id in 1..n {
+        let parent = tree.node(id as NodeId).map_or(0, |x| x.parent) as usize;
+        if in_subtree[parent] {
+            in_subtree[id] = true;
+        }
+        if in_subtree[id] {
+            selected[id] = true;
+        }
+    }
+
+    let wr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err| ExtractError::Write { path, err }
+    };
+    ensure_dir(dest).map_err(|e| match e {
+        ExtractError::NotADir(p) => ExtractError::NotADir(p),
+        e => e,
+    })?;
+    let mut out = Extracted::default();
+    let mut where_: HashMap<NodeId, PathBuf> = HashMap::new();
+    let mut dirs: Vec<(PathBuf, u16, i64, u32)> = Vec::new();
+    let mut done_bytes = 0u64;
+    let mut buf = vec![0u8; 4 << 20];
+    where_.insert(ROOT, dest.to_path_buf());
+    for id in 1..n as NodeId {
+        if !selected[id as usize] {
+            continue;
+        }
+        let node = tree.node(id).expect("id < len");
+        let parent = where_[&node.parent].clone();
+        let path = parent.join(std::ffi::OsStr::from_bytes(tree.name(id)));
+        match &node.kind {
+            Kind::Dir { .. } => {
+                match fs::symlink_metadata(&path) {
+                    Ok(md) if md.is_dir() && !md.file_type().is_symlink() => {}
+                    Ok(_) => return Err(ExtractError::NotADir(path)),
+                    Err(_) => fs::create_dir(&path).map_err(wr(&path))?,
+                }
+                dirs.push((path.clone(), node.mode, node.mtime, node.mtime_nsec));
+                where_.insert(id, path);
+            }
+            Kind::Symlink { .. } => {
+                let target = tree.symlink_target(id).unwrap_or_default();
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path).map_err(
+                    |e| {
+                        if e.kind() == io::ErrorKind::AlreadyExists {
+                            ExtractError::Exists(path.clone())
+                        } else {
+                            ExtractError::Write {
+                                path: path.clone(),
+                                err: e,
+                            }
+                        }
+                    },
+                )?;
+                set_times(&path, node.mtime, node.mtime_nsec, false);
+            }
+            Kind::File { inode, size, .. } => {
+                if fs::symlink_metadata(&path).is_ok() {
+                    return Err(ExtractError::Exists(path));
+                }
+                if *inode != id {
+                    if let Some(first) = where_.get(inode) {
+                        fs::hard_link(first, &path).map_err(wr(&path))?;
+                        continue;
+                    }
+                }
+                let tmp = parent.join(format!(".{}.hpcs-tmp", std::process::id()));
+                let _ = fs::remove_file(&tmp);
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .map_err(wr(&tmp))?;
+                let r = copy_file(archive, id, *size, &mut f, &mut buf, &mut |n| {
+                    done_bytes += n;
+                    progress(done_bytes)
+                });
+                if let Err(e) = r {
+                    drop(f);
+                    let _ = fs::remove_file(&tmp);
+                    return Err(match e {
+                        CopyError::Archive(e) => ExtractError::Archive(e),
+                        CopyError::Write(err) => ExtractError::Write { path, err },
+                    });
+                }
+                f.set_permissions(fs::Permissions::from_mode(node.mode.into()))
+                    .map_err(wr(&tmp))?;
+                drop(f);
+                set_times(&tmp, node.mtime, node.mtime_nsec, true);
+                // Refuse to replace anything that appeared meanwhile.
+                if fs::symlink_metadata(&path).is_ok() {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(ExtractError::Exists(path));
+                }
+                fs::rename(&tmp, &path).map_err(wr(&path))?;
+                out.files += 1;
+                out.bytes += size;
+                where_.insert(id, path);
+            }
+        }
+    }
+    // Directory modes and times last, deepest first.
+    for (path, mode, s, ns) in dirs.into_iter().rev() {
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(mode.into()));
+        set_times(&path, s, ns, true);
+    }
+    Ok(out)
+}
+
+enum CopyError {
+    Archive(crypto::Error),
+    Write(io::Error),
+}
+
+fn copy_file<S: Source>(
+    archive: &Archive<S>,
+    id: NodeId,
+    size: u64,
+    w: &mut dyn Write,
+    buf: &mut [u8],
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), CopyError> {
+    let mut off = 0u64;
+    while off < size {
+        let n = archive.read_at(id, off, buf).map_err(CopyError::Archive)?;
+        if n == 0 {
+            return Err(CopyError::Archive(crypto::Error::BadRequest));
+        }
+        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        off += n as u64;
+        progress(n as u64);
+    }
+    zeroize::Zeroize::zeroize(buf);
+    Ok(())
+}
+
+/// Writes file `id` to `w` (for `cat`), authenticating each piece before it
+/// is released.
+pub fn cat<S: Source>(
+    archive: &Archive<S>,
+    id: NodeId,
+    w: &mut dyn Write,
+) -> Result<u64, ExtractError> {
+    let size = archive.extent(id).ok_or(crypto::Error::NotAFile)?.1;
+    let mut buf = vec![0u8; 1 << 20];
+    copy_file(archive, id, size, w, &mut buf, &mut |_| {}).map_err(|e| match e {
+        CopyError::Archive(e) => ExtractError::Archive(e),
+        CopyError::Write(err) => ExtractError::Write {
+            path: PathBuf::from("<stdout>"),
+            err,
+        },
+    })?;
+    Ok(size)
+}
+
+fn ensure_dir(dest: &Path) -> Result<(), ExtractError> {
+    match fs::symlink_metadata(dest) {
+        Ok(md) if md.is_dir() => Ok(()),
+        Ok(_) => Err(ExtractError::NotADir(dest.to_path_buf())),
+        Err(_) => fs::create_dir_all(dest).map_err(|err| ExtractError::Write {
+            path: dest.to_path_buf(),
+            err,
+        }),
+    }
+}
+
+fn set_times(path: &Path, s: i64, ns: u32, follow: bool) {
+    let t = libc::timespec {
+        tv_sec: s as libc::time_t,
+        tv_nsec: ns as libc::c_long,
+    };
+    let times = [t, t];
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    // SAFETY: `c` is a valid NUL-terminated path and `times` two valid
+    // timespecs; utimensat reads both and keeps no pointer.
+    unsafe {
+        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), flags);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked() {
+        for ok in ["a", "a/b", "./a", "a/./b", ""] {
+            assert!(check_request(ok).is_ok(), "{ok}");
+        }
+        for bad in ["/etc", "../x", "a/../b", "a/.."] {
+            assert!(check_request(bad).is_err(), "{bad}");
+        }
+    }
+}

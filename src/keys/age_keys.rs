@@ -1,0 +1,173 @@
+//! age recipients, identities, and the age key stanza.
+//!
+//! FORMAT.md "Key stanzas": stanza type 1 is a standard binary age file whose
+//! payload is the 32-byte data key, encrypted to every recipient at once;
+//! stanza type 3 is the list of recipient strings, sealed under the notes key
+//! so that only key holders see who else can open the archive (rewrap needs it).
+
+use std::io::{BufRead, Read, Write};
+use std::str::FromStr;
+
+use zeroize::Zeroize;
+
+use super::KeyError;
+use crate::crypto::header::{Stanza, STANZA_AGE};
+use crate::crypto::DataKey;
+
+/// A parsed recipient with the text it came from.
+pub struct Recipient {
+    text: String,
+    inner: Box<dyn age::Recipient + Send>,
+}
+
+impl Recipient {
+    /// The recipient as written by the user (public key string).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A recipient is a public key: fine to show.
+        f.debug_tuple("Recipient").field(&self.text).finish()
+    }
+}
+
+/// Parses an X25519 (`age1…`) or SSH (`ssh-ed25519 …`, `ssh-rsa …`) recipient.
+pub fn parse_recipient(s: &str) -> Result<Recipient, KeyError> {
+    let t = s.trim();
+    let inner: Box<dyn age::Recipient + Send> = if let Ok(r) = age::x25519::Recipient::from_str(t)
+    {
+        Box::new(r)
+    } else if let Ok(r) = age::ssh::Recipient::from_str(t) {
+        Box::new(r)
+    } else {
+        return Err(KeyError::BadRecipient(t.to_string()));
+    };
+    Ok(Recipient {
+        text: t.to_string(),
+        inner,
+    })
+}
+
+/// Reads a recipients file: one recipient per line, `#` comments and blank
+/// lines ignored (the format `age -R` reads).
+pub fn read_recipients_file(path: &std::path::Path) -> Result<Vec<Recipient>, KeyError> {
+    let unreadable = |err| KeyError::RecipientsUnreadable {
+        path: path.display().to_string(),
+        err,
+    };
+    let f = std::fs::File::open(path).map_err(unreadable)?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line.map_err(unreadable)?;
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        out.push(parse_recipient(l)?);
+    }
+    Ok(out)
+}
+
+/// Identities loaded from one or more identity files.
+pub struct Identities {
+    list: Vec<Box<dyn age::Identity>>,
+}
+
+impl std::fmt::Debug for Identities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Identities({} loaded)", self.list.len())
+    }
+}
+
+/// Loads an identity file: an age identity file as `age-keygen` writes it, or
+/// an unencrypted OpenSSH private key (ed25519 or RSA).
+pub fn load_identities(path: &std::path::Path) -> Result<Identities, KeyError> {
+    let name = path.display().to_string();
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(|err| KeyError::IdentityUnreadable {
+            path: name.clone(),
+            err,
+        })?;
+    let bad = |why: String| KeyError::BadIdentity {
+        path: name.clone(),
+        why,
+    };
+    let result = if data.starts_with(b"-----BEGIN") {
+        match age::ssh::Identity::from_buffer(&data[..], Some(name.clone())) {
+            Ok(age::ssh::Identity::Unencrypted(k)) => Ok(Identities {
+                list: vec![Box::new(age::ssh::Identity::Unencrypted(k))],
+            }),
+            Ok(age::ssh::Identity::Encrypted(_)) => Err(bad(
+                "passphrase-protected SSH keys are not supported; use an age identity (age-keygen) or an unencrypted copy of the key kept on the secure device".into(),
+            )),
+            Ok(age::ssh::Identity::Unsupported(_)) => {
+                Err(bad("unsupported SSH key type (use ssh-ed25519 or ssh-rsa)".into()))
+            }
+            Err(e) => Err(bad(format!("not a valid SSH private key: {e}"))),
+        }
+    } else {
+        match age::IdentityFile::from_buffer(&data[..]) {
+            Ok(f) => match f.into_identities() {
+                Ok(list) if !list.is_empty() => Ok(Identities { list }),
+                Ok(_) => Err(bad("it contains no identity (expected AGE-SECRET-KEY-1… lines)".into())),
+                Err(e) => Err(bad(e.to_string())),
+            },
+            Err(e) => Err(bad(e.to_string())),
+        }
+    };
+    data.zeroize();
+    result
+}
+
+/// Builds the age stanza: the data key as an age file to all `recipients`.
+pub fn wrap_recipients(key: &DataKey, recipients: &[Recipient]) -> Result<Stanza, KeyError> {
+    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| &*r.inner as _))
+        .map_err(|e| KeyError::BadStanza(e.to_string()))?;
+    let mut body = Vec::new();
+    let mut w = enc
+        .wrap_output(&mut body)
+        .map_err(|e| KeyError::BadStanza(e.to_string()))?;
+    w.write_all(key.expose())
+        .and_then(|()| w.finish().map(|_| ()))
+        .map_err(|e| KeyError::BadStanza(e.to_string()))?;
+    Ok(Stanza {
+        kind: STANZA_AGE,
+        body,
+    })
+}
+
+/// Tries `ids` on every age stanza; returns the first data key recovered.
+pub fn unwrap_age(stanzas: &[Stanza], ids: &Identities) -> Result<DataKey, KeyError> {
+    let mut saw_age = false;
+    for s in stanzas.iter().filter(|s| s.kind == STANZA_AGE) {
+        saw_age = true;
+        let dec = match age::Decryptor::new_buffered(&s.body[..]) {
+            Ok(d) => d,
+            Err(e) => return Err(KeyError::BadStanza(e.to_string())),
+        };
+        match dec.decrypt(ids.list.iter().map(|i| &**i as _)) {
+            Ok(mut r) => {
+                let mut buf = Vec::with_capacity(32);
+                let res = r.read_to_end(&mut buf);
+                let key = match res {
+                    Ok(_) => DataKey::from_slice(&buf),
+                    Err(_) => None,
+                };
+                buf.zeroize();
+                return key.ok_or_else(|| KeyError::BadStanza("payload is not a 32-byte key".into()));
+            }
+            Err(age::DecryptError::NoMatchingKeys) => continue,
+            Err(e) => return Err(KeyError::BadStanza(e.to_string())),
+        }
+    }
+    if saw_age {
+        Err(KeyError::NoMatchingIdentity)
+    } else {
+        Err(KeyError::NoAgeStanza)
+    }
+}

@@ -1,0 +1,200 @@
+//! Command-line syntax of hpcs-pack (clap derive). Parsing only: checking and
+//! running happen in main.rs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Pack directories and files into encrypted, authenticated hpcs archives,
+/// and inspect, verify, extract and rewrap them.
+#[derive(Parser, Debug)]
+#[command(name = "hpcs-pack", version, about, long_about = None, after_help = EXIT_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_HELP: &str = "Exit codes are listed in the README (EXIT CODES) and never change meaning.";
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Pack a directory or a file into an encrypted archive.
+    Pack(PackArgs),
+    /// Show header facts (no key needed); with -i, also the recipients and the tree.
+    Inspect(InspectArgs),
+    /// Authenticate every chunk of an archive.
+    Verify(KeyedArgs),
+    /// Extract an archive, or some paths of it, into a directory.
+    Extract(ExtractArgs),
+    /// Write one file of an archive to standard output.
+    Cat(CatArgs),
+    /// Change who can open an archive, without re-encrypting its data.
+    Rewrap(RewrapArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PackArgs {
+    /// Directory or file to pack.
+    ///
+    /// A directory is packed recursively without following symlinks; a single
+    /// file becomes the archive's only entry. Devices, fifos and sockets are
+    /// skipped with a warning; hard links are kept as hard links.
+    pub src: PathBuf,
+
+    /// Archive to write.
+    ///
+    /// Written to a temporary file in the same directory and renamed into
+    /// place when complete; an existing file is refused unless --force.
+    #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
+    pub output: PathBuf,
+
+    /// Encrypt the data key to this recipient (repeatable).
+    ///
+    /// An age X25519 recipient (age1…, as printed by age-keygen) or an SSH
+    /// public key line (ssh-ed25519 … or ssh-rsa …).
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    /// Encrypt the data key to every recipient in this file (repeatable).
+    ///
+    /// One recipient per line; blank lines and lines starting with # are
+    /// ignored (the format of `age -R`).
+    #[arg(short = 'R', long = "recipients-file", value_name = "RECIPIENTS_FILE")]
+    pub recipients_files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+
+    /// Replace ARCHIVE if it exists.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+
+    /// No progress bar and no summary.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WriteArgs {
+    /// Cipher suite for all chunks.
+    ///
+    /// aes-256-gcm (default) is fastest on CPUs with AES instructions;
+    /// chacha20-poly1305 is for CPUs without them.
+    #[arg(long, value_name = "SUITE", default_value = "aes-256-gcm",
+          value_parser = ["aes-256-gcm", "chacha20-poly1305"])]
+    pub cipher: String,
+
+    /// Plaintext bytes per chunk: a power of two from 4K to 16M.
+    ///
+    /// Accepts a byte count or a K/M suffix (64K, 1M). The default, 64K, keeps
+    /// random reads cheap (one small chunk to decrypt) while sequential reads
+    /// are coalesced into large backing reads anyway; see FORMAT.md.
+    #[arg(long, value_name = "SIZE", default_value = "64K")]
+    pub chunk_size: String,
+}
+
+#[derive(Args, Debug)]
+pub struct IdentityArgs {
+    /// Identity file that can open the archive (repeatable).
+    ///
+    /// An age identity file as written by age-keygen, or an unencrypted
+    /// OpenSSH private key (ed25519 or RSA).
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Archive to inspect.
+    pub archive: PathBuf,
+
+    #[command(flatten)]
+    pub id: IdentityArgs,
+
+    /// Print the facts as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KeyedArgs {
+    /// Archive to verify.
+    pub archive: PathBuf,
+
+    #[command(flatten)]
+    pub id: IdentityArgs,
+
+    /// No progress bar and no summary.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExtractArgs {
+    /// Archive to extract.
+    pub archive: PathBuf,
+
+    #[command(flatten)]
+    pub id: IdentityArgs,
+
+    /// Directory to extract into (created if missing; existing files are
+    /// never overwritten).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// Paths inside the archive to extract (default: everything).
+    ///
+    /// Relative to the archive root; absolute paths and .. are refused.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// No progress bar and no summary.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CatArgs {
+    /// Archive to read from.
+    pub archive: PathBuf,
+
+    #[command(flatten)]
+    pub id: IdentityArgs,
+
+    /// Path of a regular file inside the archive.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RewrapArgs {
+    /// Archive to rewrap (replaced atomically unless -o is given).
+    pub archive: PathBuf,
+
+    #[command(flatten)]
+    pub id: IdentityArgs,
+
+    /// Add this recipient (repeatable; same forms as `pack -r`).
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    /// Add every recipient in this file (repeatable).
+    #[arg(short = 'R', long = "recipients-file", value_name = "RECIPIENTS_FILE")]
+    pub recipients_files: Vec<PathBuf>,
+
+    /// Remove this recipient (repeatable; as it was given when packing).
+    #[arg(long = "remove-recipient", value_name = "RECIPIENT")]
+    pub remove: Vec<String>,
+
+    /// Write the rewrapped archive here instead of replacing ARCHIVE.
+    #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace the -o output if it exists.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+
+    /// No summary.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}

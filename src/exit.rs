@@ -45,22 +45,46 @@ pub const INTERRUPTED: u8 = 130;
 /// Every code with its one-line meaning, in README order.
 pub const TABLE: &[(u8, &str)] = &[
     (OK, "success"),
-    (INTERNAL, "unexpected internal error (a bug: please report it)"),
+    (
+        INTERNAL,
+        "unexpected internal error (a bug: please report it)",
+    ),
     (USAGE, "bad command line"),
     (INPUT, "an input file or directory is missing or unreadable"),
-    (OUTPUT_EXISTS, "the output already exists (use --force to replace it)"),
+    (
+        OUTPUT_EXISTS,
+        "the output already exists (use --force to replace it)",
+    ),
     (OUTPUT, "writing the output failed"),
-    (SOURCE_CHANGED, "a source file changed while it was being packed"),
+    (
+        SOURCE_CHANGED,
+        "a source file changed while it was being packed",
+    ),
     (BAD_RECIPIENT, "a recipient is invalid"),
-    (BAD_IDENTITY, "no identity given, or the identity file is unusable"),
+    (
+        BAD_IDENTITY,
+        "no identity given, or the identity file is unusable",
+    ),
     (BAD_PATH, "a requested path is unsafe or not in the archive"),
     (NOT_ARCHIVE, "the file is not an hpcs archive"),
-    (UNSUPPORTED, "the archive needs a newer hpcs (version, feature, cipher suite)"),
-    (WRONG_KEY, "wrong key: no identity opens the archive, or the key does not match it"),
-    (HEADER, "the archive header is malformed or failed authentication"),
+    (
+        UNSUPPORTED,
+        "the archive needs a newer hpcs (version, feature, cipher suite)",
+    ),
+    (
+        WRONG_KEY,
+        "wrong key: no identity opens the archive, or the key does not match it",
+    ),
+    (
+        HEADER,
+        "the archive header is malformed or failed authentication",
+    ),
     (LENGTH, "the archive is truncated or has data appended"),
     (PAYLOAD, "a chunk of the archive failed authentication"),
-    (INTERRUPTED, "interrupted by SIGINT or SIGTERM; nothing was left under the output name"),
+    (
+        INTERRUPTED,
+        "interrupted by SIGINT or SIGTERM; nothing was left under the output name",
+    ),
 ];
 
 /// Exit code for a format error.

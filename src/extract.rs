@@ -80,7 +80,10 @@ pub fn extract<S: Source>(
     let mut roots = Vec::new();
     for p in paths {
         check_request(p)?;
-        roots.push(tree.resolve(p).ok_or_else(|| ExtractError::NotFound(p.clone()))?);
+        roots.push(
+            tree.resolve(p)
+                .ok_or_else(|| ExtractError::NotFound(p.clone()))?,
+        );
     }
     if roots.is_empty() {
         roots.push(ROOT);

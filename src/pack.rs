@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -140,8 +140,7 @@ pub fn scan(src: &Path, chunk_size: u32) -> Result<Scan, PackError> {
                         Some(&first) if md.nlink() > 1 => b.hard_link(id, nb, first).map(|_| ()),
                         _ => {
                             files += 1;
-                            let node =
-                                b.file(id, nb, perm(&md, &mut suid), mtime(&md), md.len());
+                            let node = b.file(id, nb, perm(&md, &mut suid), mtime(&md), md.len());
                             if let Ok(n) = node {
                                 if md.nlink() > 1 {
                                     links.insert(key, n);
@@ -177,7 +176,13 @@ pub fn scan(src: &Path, chunk_size: u32) -> Result<Scan, PackError> {
         })?;
         b = TreeBuilder::new(0o755, mtime(&md).0, mtime(&md).1);
         let n = b
-            .file(ROOT, name.as_bytes(), perm(&md, &mut suid), mtime(&md), md.len())
+            .file(
+                ROOT,
+                name.as_bytes(),
+                perm(&md, &mut suid),
+                mtime(&md),
+                md.len(),
+            )
             .map_err(|e| PackError::Unsupported {
                 path: src.to_path_buf(),
                 why: e.to_string(),
@@ -354,7 +359,7 @@ pub fn write(
     let mut fill_err: Option<PackError> = None;
     let result = {
         let mut w = BufWriter::with_capacity(1 << 20, tmp.file());
-        let r = crypto::write_archive(
+        crypto::write_archive(
             &mut w,
             opts,
             key,
@@ -370,8 +375,7 @@ pub fn write(
                 })
             },
             progress,
-        );
-        r
+        )
     };
     if let Some(e) = fill_err {
         return Err(match e {
@@ -408,9 +412,9 @@ impl TempOut {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = out
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "output has no file name"))?;
+        let name = out.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "output has no file name")
+        })?;
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd).map_err(io::Error::other)?;
         let tmp = dir.join(format!(

@@ -92,6 +92,7 @@ impl Backend {
     }
 }
 
+#[allow(clippy::derivable_impls)] // the default depends on enabled features
 impl Default for Backend {
     fn default() -> Self {
         #[cfg(feature = "aws-lc")]

@@ -120,9 +120,7 @@ impl Header {
             mac: [0; MAC_LEN],
             signed: Vec::new(),
         };
-        let len = FIXED_LEN
-            + h.stanzas.iter().map(|s| 6 + s.body.len()).sum::<usize>()
-            + MAC_LEN;
+        let len = FIXED_LEN + h.stanzas.iter().map(|s| 6 + s.body.len()).sum::<usize>() + MAC_LEN;
         if len > MAX_HEADER_LEN as usize || h.stanzas.len() > u16::MAX as usize {
             return Err(Error::MalformedHeader("too many or too large key stanzas"));
         }
@@ -282,7 +280,11 @@ impl Header {
 
     /// Offset of the index stream in the archive.
     pub fn index_offset(&self) -> u64 {
-        self.data_offset() + self.data_geometry().ciphertext_len().unwrap_or(u64::MAX / 2)
+        self.data_offset()
+            + self
+                .data_geometry()
+                .ciphertext_len()
+                .unwrap_or(u64::MAX / 2)
     }
 
     /// Exact length of a well-formed archive with this header.
@@ -335,6 +337,48 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Stanza type: the recipient list, sealed under the notes key (FORMAT.md).
+pub const STANZA_RECIPIENTS: u16 = 3;
+
+/// Seals `plaintext` as a stanza body only holders of the data key can read:
+/// `nonce (12, random) || ciphertext || tag` under the notes key.
+pub fn seal_note(
+    key: &DataKey,
+    archive_id: &[u8; 32],
+    suite: Suite,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let keys = key.derive(archive_id, suite);
+    let cipher = super::aead::ChunkCipher::new(suite, super::aead::Backend::default(), &keys.notes);
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+    let mut body = Vec::with_capacity(12 + plaintext.len() + super::aead::TAG_LEN);
+    body.extend_from_slice(&nonce);
+    body.extend_from_slice(plaintext);
+    body.resize(12 + plaintext.len() + super::aead::TAG_LEN, 0);
+    cipher.seal_with(nonce, &mut body[12..]);
+    Ok(body)
+}
+
+/// Opens a body made by [`seal_note`]; `None` if it does not authenticate.
+pub fn open_note(
+    key: &DataKey,
+    archive_id: &[u8; 32],
+    suite: Suite,
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    if body.len() < 12 + super::aead::TAG_LEN {
+        return None;
+    }
+    let keys = key.derive(archive_id, suite);
+    let cipher = super::aead::ChunkCipher::new(suite, super::aead::Backend::default(), &keys.notes);
+    let nonce: [u8; 12] = body[..12].try_into().ok()?;
+    let mut buf = body[12..].to_vec();
+    cipher.open_with(nonce, &mut buf).ok()?;
+    buf.truncate(buf.len() - super::aead::TAG_LEN);
+    Some(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,46 +429,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Stanza type: the recipient list, sealed under the notes key (FORMAT.md).
-pub const STANZA_RECIPIENTS: u16 = 3;
-
-/// Seals `plaintext` as a stanza body only holders of the data key can read:
-/// `nonce (12, random) || ciphertext || tag` under the notes key.
-pub fn seal_note(
-    key: &DataKey,
-    archive_id: &[u8; 32],
-    suite: Suite,
-    plaintext: &[u8],
-) -> Result<Vec<u8>, Error> {
-    let keys = key.derive(archive_id, suite);
-    let cipher = super::aead::ChunkCipher::new(suite, super::aead::Backend::default(), &keys.notes);
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
-    let mut body = Vec::with_capacity(12 + plaintext.len() + super::aead::TAG_LEN);
-    body.extend_from_slice(&nonce);
-    body.extend_from_slice(plaintext);
-    body.resize(12 + plaintext.len() + super::aead::TAG_LEN, 0);
-    cipher.seal_with(nonce, &mut body[12..]);
-    Ok(body)
-}
-
-/// Opens a body made by [`seal_note`]; `None` if it does not authenticate.
-pub fn open_note(
-    key: &DataKey,
-    archive_id: &[u8; 32],
-    suite: Suite,
-    body: &[u8],
-) -> Option<Vec<u8>> {
-    if body.len() < 12 + super::aead::TAG_LEN {
-        return None;
-    }
-    let keys = key.derive(archive_id, suite);
-    let cipher = super::aead::ChunkCipher::new(suite, super::aead::Backend::default(), &keys.notes);
-    let nonce: [u8; 12] = body[..12].try_into().ok()?;
-    let mut buf = body[12..].to_vec();
-    cipher.open_with(nonce, &mut buf).ok()?;
-    buf.truncate(buf.len() - super::aead::TAG_LEN);
-    Some(buf)
 }

@@ -211,7 +211,7 @@ impl Tree {
                 if parent >= id || tree.nodes[parent as usize].kind_code() != KIND_DIR {
                     return Err(bad("parent is not an earlier directory"));
                 }
-                check_name(name).map_err(|w| bad(w))?;
+                check_name(name).map_err(&bad)?;
             }
             let name_start = tree.bytes.len();
             tree.bytes.extend_from_slice(name);
@@ -542,7 +542,9 @@ impl TreeBuilder {
         target: &[u8],
     ) -> Result<NodeId, BuildError> {
         if target.is_empty() || target.len() > MAX_TARGET || target.contains(&0) {
-            return Err(BuildError("symlink target empty, too long, or contains NUL"));
+            return Err(BuildError(
+                "symlink target empty, too long, or contains NUL",
+            ));
         }
         self.push(
             parent,

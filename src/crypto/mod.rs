@@ -77,7 +77,9 @@ pub enum Error {
     #[error("archive index is invalid ({0})")]
     IndexInvalid(String),
     /// A chunk failed authentication.
-    #[error("{stream:?} chunk {chunk} failed authentication: the archive was modified or is damaged")]
+    #[error(
+        "{stream:?} chunk {chunk} failed authentication: the archive was modified or is damaged"
+    )]
     ChunkAuth {
         /// Which stream.
         stream: StreamKind,

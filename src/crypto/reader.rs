@@ -175,10 +175,12 @@ impl<S: Source> Archive<S> {
         }
         let off = self.header.data_offset() + g.chunk_cipher_offset(first);
         self.source.read_vectored_exact_at(slots, off)?;
-        self.data.open_slots(first, slots).map_err(|chunk| Error::ChunkAuth {
-            stream: StreamKind::Data,
-            chunk,
-        })
+        self.data
+            .open_slots(first, slots)
+            .map_err(|chunk| Error::ChunkAuth {
+                stream: StreamKind::Data,
+                chunk,
+            })
     }
 
     /// Reads up to `buf.len()` bytes of file `node` at `offset`. Returns the

@@ -188,7 +188,10 @@ impl Source for MmapSource {
 }
 
 fn eof() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the archive")
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "read past the end of the archive",
+    )
 }
 
 /// An in-memory archive (tests, vectors).

@@ -37,8 +37,7 @@ impl std::fmt::Debug for Recipient {
 /// Parses an X25519 (`age1…`) or SSH (`ssh-ed25519 …`, `ssh-rsa …`) recipient.
 pub fn parse_recipient(s: &str) -> Result<Recipient, KeyError> {
     let t = s.trim();
-    let inner: Box<dyn age::Recipient + Send> = if let Ok(r) = age::x25519::Recipient::from_str(t)
-    {
+    let inner: Box<dyn age::Recipient + Send> = if let Ok(r) = age::x25519::Recipient::from_str(t) {
         Box::new(r)
     } else if let Ok(r) = age::ssh::Recipient::from_str(t) {
         Box::new(r)
@@ -114,7 +113,9 @@ pub fn load_identities(path: &std::path::Path) -> Result<Identities, KeyError> {
         match age::IdentityFile::from_buffer(&data[..]) {
             Ok(f) => match f.into_identities() {
                 Ok(list) if !list.is_empty() => Ok(Identities { list }),
-                Ok(_) => Err(bad("it contains no identity (expected AGE-SECRET-KEY-1… lines)".into())),
+                Ok(_) => Err(bad(
+                    "it contains no identity (expected AGE-SECRET-KEY-1… lines)".into(),
+                )),
                 Err(e) => Err(bad(e.to_string())),
             },
             Err(e) => Err(bad(e.to_string())),
@@ -159,7 +160,8 @@ pub fn unwrap_age(stanzas: &[Stanza], ids: &Identities) -> Result<DataKey, KeyEr
                     Err(_) => None,
                 };
                 buf.zeroize();
-                return key.ok_or_else(|| KeyError::BadStanza("payload is not a 32-byte key".into()));
+                return key
+                    .ok_or_else(|| KeyError::BadStanza("payload is not a 32-byte key".into()));
             }
             Err(age::DecryptError::NoMatchingKeys) => continue,
             Err(e) => return Err(KeyError::BadStanza(e.to_string())),

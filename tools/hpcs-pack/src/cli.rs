@@ -14,7 +14,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-pub const EXIT_HELP: &str = "Exit codes are listed in the README (EXIT CODES) and never change meaning.";
+pub const EXIT_HELP: &str =
+    "Exit codes are listed in the README (EXIT CODES) and never change meaning.";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
-use hpcs::crypto::header::{hex, open_note, seal_note, STANZA_AGE, STANZA_RECIPIENTS, STANZA_VAULT};
+use hpcs::crypto::header::{
+    hex, open_note, seal_note, STANZA_AGE, STANZA_RECIPIENTS, STANZA_VAULT,
+};
 use hpcs::crypto::index::Kind;
 use hpcs::crypto::offsets::valid_chunk_size;
 use hpcs::crypto::{Archive, DataKey, FileSource, SealedArchive, Stanza, Suite, WriteOptions};
@@ -72,7 +74,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -262,10 +268,17 @@ fn archive_fail(path: &Path, e: &hpcs::crypto::Error) -> Fail {
         }
         _ => "",
     };
-    Fail::new(exit::for_format(e), format!("{}: {e}{hint}", path.display()))
+    Fail::new(
+        exit::for_format(e),
+        format!("{}: {e}{hint}", path.display()),
+    )
 }
 
-fn load_key(path: &Path, sealed: &SealedArchive<FileSource>, ids: &[PathBuf]) -> Result<DataKey, Fail> {
+fn load_key(
+    path: &Path,
+    sealed: &SealedArchive<FileSource>,
+    ids: &[PathBuf],
+) -> Result<DataKey, Fail> {
     if ids.is_empty() {
         return Err(Fail::new(
             exit::BAD_IDENTITY,
@@ -383,7 +396,11 @@ fn inspect(a: cli::InspectArgs) -> Result<(), Fail> {
             let t = archive.tree();
             j.push_str(&format!(
                 ",\"recipients\":[{}],\"entries\":[",
-                recips.iter().map(|s| json_str(s)).collect::<Vec<_>>().join(",")
+                recips
+                    .iter()
+                    .map(|s| json_str(s))
+                    .collect::<Vec<_>>()
+                    .join(",")
             ));
             let mut first = true;
             for id in 1..t.len() as u32 {
@@ -562,7 +579,12 @@ fn rewrap(a: cli::RewrapArgs) -> Result<(), Fail> {
         .iter()
         .find(|s| s.kind == STANZA_RECIPIENTS)
         .and_then(|s| open_note(&key, &h.archive_id, h.suite, &s.body))
-        .map(|b| String::from_utf8_lossy(&b).lines().map(str::to_string).collect())
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let mut keep: Vec<String> = Vec::new();
     for r in &a.remove {
@@ -611,13 +633,17 @@ fn rewrap(a: cli::RewrapArgs) -> Result<(), Fail> {
     if !replace && std::fs::symlink_metadata(&out).is_ok() {
         return Err(hpcs::pack::PackError::OutputExists(out).into());
     }
-    let out_err = |e: std::io::Error| Fail::new(exit::OUTPUT, format!("cannot write {}: {e}", out.display()));
+    let out_err =
+        |e: std::io::Error| Fail::new(exit::OUTPUT, format!("cannot write {}: {e}", out.display()));
     let tmp = hpcs::pack::TempOut::create(&out).map_err(out_err)?;
     {
         let mut w = tmp.file();
         w.write_all(&new_header.to_bytes()).map_err(out_err)?;
         let mut src = std::fs::File::open(&a.archive).map_err(|e| {
-            Fail::new(exit::INPUT, format!("cannot open {}: {e}", a.archive.display()))
+            Fail::new(
+                exit::INPUT,
+                format!("cannot open {}: {e}", a.archive.display()),
+            )
         })?;
         use std::io::{Seek, SeekFrom};
         src.seek(SeekFrom::Start(h.data_offset()))
@@ -628,12 +654,18 @@ fn rewrap(a: cli::RewrapArgs) -> Result<(), Fail> {
         if n != want {
             return Err(Fail::new(
                 exit::LENGTH,
-                format!("{} changed while rewrapping; try again", a.archive.display()),
+                format!(
+                    "{} changed while rewrapping; try again",
+                    a.archive.display()
+                ),
             ));
         }
     }
     if STOP.load(Ordering::Relaxed) {
-        return Err(Fail::new(exit::INTERRUPTED, "interrupted; the archive was not changed"));
+        return Err(Fail::new(
+            exit::INTERRUPTED,
+            "interrupted; the archive was not changed",
+        ));
     }
     tmp.commit(&out, replace).map_err(out_err)?;
     // Check what we wrote opens with the same key before reporting success.

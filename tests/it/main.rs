@@ -1,0 +1,11 @@
+//! The one integration-test binary (ripgrep style): each module covers one
+//! area; `util` gives every test its own temporary directory and finds the
+//! binaries.
+
+mod util;
+
+mod format;
+mod mount;
+mod pack_cli;
+mod vault;
+mod vectors;

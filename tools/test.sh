@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command (README): set up, then run every test of the workspace
+# with both crypto backends. Missing prerequisites fail instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+export HPCS_REQUIRE_FUSE=1 HPCS_REQUIRE_BAO=1 HPCS_REQUIRE_AGE=1 HPCS_REQUIRE_BOTH_BACKENDS=1
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --features hpcs/rustcrypto --locked -- -D warnings
+cargo test --workspace --features hpcs/rustcrypto --locked "$@"

@@ -9,5 +9,8 @@
 pub mod crypto;
 pub mod exit;
 pub mod extract;
+#[cfg(feature = "fuse")]
+pub mod fs;
 pub mod keys;
 pub mod pack;
+pub mod secmem;

@@ -1,0 +1,997 @@
+//! The read-only FUSE filesystem over unlocked archives (fuser, multi-threaded).
+//!
+//! [`HpcsFs`] serves one archive at the mount root, or several under a
+//! synthetic root that lists them by name. It takes a plain, already
+//! validated [`MountConfig`] and [`Archive`]s; it knows nothing of keys,
+//! Vault, the command line or async runtimes. Metadata comes from the
+//! in-memory index with long TTLs (an archive never changes). Data goes
+//! through [`read::DataPath`]: a bounded, locked, shared plaintext cache with
+//! single-flight loading ([`cache`]) and per-handle read-ahead
+//! ([`readahead`]) run on a small prefetch pool. Every callback body runs
+//! under `catch_unwind` and reports failures through [`errors::FsError`],
+//! the one place errors become errnos; reads reply with exactly the bytes
+//! asked for (short only at end of file) or `EIO`. Writes get `EROFS`.
+
+pub mod attr;
+pub mod bench;
+pub mod cache;
+pub mod errors;
+pub mod read;
+pub mod readahead;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, FileType, Filesystem,
+    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenAccMode,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
+};
+
+use crate::crypto::index::{Kind, Node, NodeId};
+use crate::crypto::{Archive, Source};
+use crate::secmem::{Region, SlotArena};
+
+use attr::{Ino, Inodes, Owner};
+use cache::ChunkCache;
+use errors::FsError;
+use read::DataPath;
+use readahead::Sequential;
+
+/// How long the kernel may cache names and attributes (archives are immutable).
+const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Largest read the kernel sends (fs.fuse.max_pages_limit = 256 pages).
+const MAX_REQUEST: usize = 1 << 20;
+
+/// Smallest number of cache slots, whatever --cache-size says.
+const MIN_SLOTS: usize = 16;
+
+/// Settings of one mount, already validated by the caller.
+#[derive(Clone, Debug)]
+pub struct MountConfig {
+    /// Upper bound of the plaintext cache in bytes.
+    pub cache_bytes: u64,
+    /// Read-ahead per sequential handle in bytes (0 = off).
+    pub readahead_bytes: u64,
+    /// Open files with `FOPEN_DIRECT_IO` (bypass the kernel page cache):
+    /// `Some(true)` always, `Some(false)` never, `None` (auto) when the
+    /// kernel allows shared mmap of direct-I/O files (Linux 6.6+), so
+    /// nothing that works with the page cache breaks.
+    pub direct_io: Option<bool>,
+    /// Owner shown on every entry.
+    pub uid: u32,
+    /// Group shown on every entry.
+    pub gid: u32,
+    /// FUSE dispatch threads.
+    pub threads: usize,
+    /// Threads loading read-ahead.
+    pub prefetch_threads: usize,
+    /// Let other users (and root) in: `allow_other`.
+    pub allow_other: bool,
+    /// Let root in (but no other user): fuser's `allow_root`.
+    pub allow_root: bool,
+    /// Serve zeros instead of archive data (benchmark ceiling only).
+    pub null_data: bool,
+    /// Source name shown in the mount table.
+    pub fsname: String,
+    /// 0 = warnings only, 1 = info, 2 = debug.
+    pub verbosity: u8,
+}
+
+impl Default for MountConfig {
+    fn default() -> MountConfig {
+        MountConfig {
+            cache_bytes: 256 << 20,
+            readahead_bytes: 2 << 20,
+            direct_io: None,
+            // SAFETY: getuid/getgid cannot fail and touch no memory.
+            uid: unsafe { libc::getuid() },
+            // SAFETY: as above.
+            gid: unsafe { libc::getgid() },
+            threads: 4,
+            prefetch_threads: 2,
+            allow_other: false,
+            allow_root: false,
+            null_data: false,
+            fsname: "hpcs".into(),
+            verbosity: 0,
+        }
+    }
+}
+
+/// One archive to serve, with the name it has under a shared root and a
+/// label for log lines (typically the archive path).
+pub struct MountedArchive<S> {
+    /// Directory name under the shared root (unused for a single archive).
+    pub name: String,
+    /// For log lines.
+    pub label: String,
+    /// The unlocked archive.
+    pub archive: Archive<S>,
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// Writes a log line to stderr if `level <= verbosity` (0 warn, 1 info, 2 debug).
+/// Log lines name files and chunk indices, never data or keys.
+pub fn log(level: u8, msg: std::fmt::Arguments<'_>) {
+    if level <= VERBOSITY.load(Ordering::Relaxed) {
+        let tag = match level {
+            0 => "warning",
+            1 => "info",
+            _ => "debug",
+        };
+        eprintln!("hpcs-mount: {tag}: {msg}");
+    }
+}
+
+/// True when [`log`] would print at `level`.
+pub fn log_enabled(level: u8) -> bool {
+    level <= VERBOSITY.load(Ordering::Relaxed)
+}
+
+/// Sets the level for [`log`].
+pub fn set_verbosity(v: u8) {
+    VERBOSITY.store(v, Ordering::Relaxed);
+}
+
+/// What a mount reports about itself after construction.
+#[derive(Clone, Debug)]
+pub struct CacheInfo {
+    /// Slots in the cache.
+    pub slots: usize,
+    /// Bytes per slot.
+    pub slot_len: usize,
+    /// Whether the cache memory is locked in RAM.
+    pub locked: bool,
+}
+
+struct Handle {
+    archive: usize,
+    node: NodeId,
+    seq: Mutex<Sequential>,
+}
+
+struct Inner<S> {
+    names: Vec<String>,
+    labels: Vec<String>,
+    data: DataPath<S>,
+    inodes: Inodes,
+    owner: Owner,
+    cfg: MountConfig,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    pool: Option<rayon::ThreadPool>,
+    inflight: AtomicUsize,
+    /// Resolved at FUSE init from `cfg.direct_io` and the kernel's abilities.
+    direct_io: AtomicBool,
+}
+
+/// The filesystem. Cheap to clone a [`FsHandle`] from for shutdown.
+pub struct HpcsFs<S> {
+    inner: Arc<Inner<S>>,
+}
+
+/// A handle kept by the binary to wipe the cache before exiting.
+pub struct FsHandle {
+    wipe: Box<dyn Fn() + Send + Sync>,
+}
+
+impl FsHandle {
+    /// Drops every cached chunk (slots are wiped).
+    pub fn wipe(&self) {
+        (self.wipe)();
+    }
+}
+
+impl<S: Source + 'static> HpcsFs<S> {
+    /// Builds the filesystem. Fails only if the cache memory cannot be mapped.
+    pub fn new(
+        archives: Vec<MountedArchive<S>>,
+        cfg: MountConfig,
+    ) -> io::Result<(HpcsFs<S>, CacheInfo)> {
+        set_verbosity(cfg.verbosity);
+        let mut names = Vec::new();
+        let mut labels = Vec::new();
+        let mut list = Vec::new();
+        for m in archives {
+            names.push(m.name);
+            labels.push(m.label);
+            list.push(m.archive);
+        }
+        if list.is_empty() {
+            return Err(io::Error::other("no archive to mount"));
+        }
+        let slot_len = DataPath::<S>::max_stored_chunk(&list);
+        let slots = ((cfg.cache_bytes / slot_len as u64) as usize).max(MIN_SLOTS);
+        let arena = SlotArena::new(slot_len, slots)?;
+        let info = CacheInfo {
+            slots: arena.count(),
+            slot_len: arena.slot_len(),
+            locked: arena.is_locked(),
+        };
+        let chunk = list
+            .iter()
+            .map(|a| a.data_geometry().chunk_size())
+            .max()
+            .unwrap_or(65536);
+        let owner = Owner {
+            uid: cfg.uid,
+            gid: cfg.gid,
+            blksize: chunk.clamp(4096, MAX_REQUEST as u64) as u32,
+        };
+        let inodes = Inodes::new(&list.iter().map(|a| a.tree().len()).collect::<Vec<_>>());
+        let pool = if cfg.readahead_bytes > 0 && !cfg.null_data {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cfg.prefetch_threads.max(1))
+                .thread_name(|i| format!("hpcs-prefetch-{i}"))
+                .build()
+                .ok()
+        } else {
+            None
+        };
+        let data = DataPath::new(list, ChunkCache::new(arena), cfg.null_data);
+        let cfg_direct = cfg.direct_io;
+        let inner = Arc::new(Inner {
+            names,
+            labels,
+            data,
+            inodes,
+            owner,
+            cfg,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            pool,
+            inflight: AtomicUsize::new(0),
+            direct_io: AtomicBool::new(cfg_direct == Some(true)),
+        });
+        Ok((HpcsFs { inner }, info))
+    }
+
+    /// A handle to wipe the cache at shutdown.
+    pub fn handle(&self) -> FsHandle {
+        let inner = Arc::clone(&self.inner);
+        FsHandle {
+            wipe: Box::new(move || inner.data.cache().clear()),
+        }
+    }
+}
+
+/// The fuser session configuration for `cfg`: read-only, nosuid, nodev,
+/// noatime, kernel permission checks, owner-only unless asked otherwise,
+/// multi-threaded dispatch with one cloned /dev/fuse fd per thread.
+pub fn fuser_config(cfg: &MountConfig) -> fuser::Config {
+    let mut c = fuser::Config::default();
+    c.mount_options = vec![
+        MountOption::RO,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::NoAtime,
+        MountOption::DefaultPermissions,
+        MountOption::FSName(cfg.fsname.clone()),
+        MountOption::Subtype("hpcs".into()),
+    ];
+    c.acl = if cfg.allow_other {
+        SessionACL::All
+    } else if cfg.allow_root {
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    };
+    c.n_threads = Some(cfg.threads.max(1));
+    c.clone_fd = true;
+    c
+}
+
+/// Mounts `fs` at `mountpoint` and completes the FUSE handshake; the caller
+/// runs (or spawns) the returned session.
+pub fn mount<S: Source + 'static>(
+    fs: HpcsFs<S>,
+    mountpoint: &Path,
+    cfg: &MountConfig,
+) -> io::Result<fuser::Session<HpcsFs<S>>> {
+    fuser::Session::new(fs, mountpoint, &fuser_config(cfg))
+}
+
+thread_local! {
+    /// Per-thread reply buffer in locked, non-dumpable memory.
+    static REPLY_BUF: RefCell<Option<Region>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on a locked per-thread buffer of at least `n` bytes.
+fn with_reply_buf<R>(n: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, FsError> {
+    REPLY_BUF.with(|cell| {
+        let mut b = cell
+            .try_borrow_mut()
+            .map_err(|_| FsError::Internal("reply buffer busy"))?;
+        if b.as_ref().is_none_or(|r| r.len() < n) {
+            *b = None; // wiped on drop
+            *b = Some(
+                Region::new(n.max(MAX_REQUEST)).map_err(|_| FsError::Internal("reply buffer"))?,
+            );
+        }
+        let r = b.as_mut().ok_or(FsError::Internal("reply buffer"))?;
+        let s = r
+            .as_mut_slice()
+            .get_mut(..n)
+            .ok_or(FsError::Internal("reply buffer"))?;
+        Ok(f(s))
+    })
+}
+
+/// Runs a callback body, turning a panic into `EIO` (fuser replies `EIO`
+/// for a reply dropped unsent) plus a log line.
+fn guarded(op: &str, f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        log(
+            0,
+            format_args!("internal error in {op} (a bug; please report it); replied EIO"),
+        );
+    }
+}
+
+impl<S: Source + 'static> Inner<S> {
+    fn resolve(&self, ino: INodeNo) -> Result<Ino, FsError> {
+        self.inodes.resolve(ino.0).ok_or(FsError::NotFound)
+    }
+
+    fn entry(&self, ino: INodeNo) -> Result<(usize, NodeId, &Node), FsError> {
+        match self.resolve(ino)? {
+            Ino::Entry { archive, id } => {
+                let node = self
+                    .data
+                    .archives()
+                    .get(archive)
+                    .and_then(|a| a.tree().node(id))
+                    .ok_or(FsError::NotFound)?;
+                Ok((archive, id, node))
+            }
+            Ino::Top => Err(FsError::IsDir),
+        }
+    }
+
+    fn attr_of(&self, archive: usize, id: NodeId) -> Result<fuser::FileAttr, FsError> {
+        let a = self.data.archives().get(archive).ok_or(FsError::NotFound)?;
+        let node = a.tree().node(id).ok_or(FsError::NotFound)?;
+        let shown = attr::inode_id(id, node);
+        let link_len = a.tree().symlink_target(id).map_or(0, |t| t.len());
+        Ok(attr::entry_attr(
+            self.inodes.ino(archive, shown),
+            node,
+            link_len,
+            &self.owner,
+        ))
+    }
+
+    fn getattr(&self, ino: INodeNo) -> Result<fuser::FileAttr, FsError> {
+        match self.resolve(ino)? {
+            Ino::Top => Ok(attr::top_attr(&self.owner, self.names.len())),
+            Ino::Entry { archive, id } => self.attr_of(archive, id),
+        }
+    }
+
+    fn lookup(&self, parent: INodeNo, name: &OsStr) -> Result<fuser::FileAttr, FsError> {
+        match self.resolve(parent)? {
+            Ino::Top => {
+                let k = self
+                    .names
+                    .iter()
+                    .position(|n| n.as_bytes() == name.as_bytes())
+                    .ok_or(FsError::NotFound)?;
+                self.attr_of(k, attr::ARCHIVE_ROOT)
+            }
+            Ino::Entry { archive, id } => {
+                let a = self.data.archives().get(archive).ok_or(FsError::NotFound)?;
+                let node = a.tree().node(id).ok_or(FsError::NotFound)?;
+                if !matches!(node.kind, Kind::Dir { .. }) {
+                    return Err(FsError::NotDir);
+                }
+                let child = a
+                    .tree()
+                    .lookup(id, name.as_bytes())
+                    .ok_or(FsError::NotFound)?;
+                self.attr_of(archive, child)
+            }
+        }
+    }
+
+    fn readlink(&self, ino: INodeNo) -> Result<&[u8], FsError> {
+        let (archive, id, _) = self.entry(ino)?;
+        self.data
+            .archives()
+            .get(archive)
+            .and_then(|a| a.tree().symlink_target(id))
+            .ok_or(FsError::NotSymlink)
+    }
+
+    fn open(&self, ino: INodeNo, flags: OpenFlags) -> Result<(FileHandle, FopenFlags), FsError> {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            return Err(FsError::ReadOnly);
+        }
+        let (archive, id, node) = self.entry(ino)?;
+        if !matches!(node.kind, Kind::File { .. }) {
+            return Err(FsError::IsDir);
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let h = Arc::new(Handle {
+            archive,
+            node: id,
+            seq: Mutex::new(Sequential::default()),
+        });
+        self.handles
+            .lock()
+            .map_err(|_| FsError::Internal("handle table"))?
+            .insert(fh, h);
+        let fl = if self.direct_io.load(Ordering::Relaxed) {
+            FopenFlags::FOPEN_DIRECT_IO
+        } else {
+            FopenFlags::FOPEN_KEEP_CACHE
+        };
+        Ok((FileHandle(fh), fl))
+    }
+
+    fn release(&self, fh: FileHandle) {
+        if let Ok(mut h) = self.handles.lock() {
+            h.remove(&fh.0);
+        }
+    }
+
+    fn path_of(&self, archive: usize, id: NodeId) -> String {
+        let p = self
+            .data
+            .archives()
+            .get(archive)
+            .map(|a| a.tree().path(id))
+            .unwrap_or_default();
+        let label = self.labels.get(archive).map_or("", |s| s.as_str());
+        format!("{label}: /{}", String::from_utf8_lossy(&p))
+    }
+}
+
+impl<S: Source + 'static> HpcsFs<S> {
+    fn read_impl(&self, ino: INodeNo, fh: FileHandle, offset: u64, size: u32, reply: ReplyData) {
+        let inner = &self.inner;
+        let (archive, id, node) = match inner.entry(ino) {
+            Ok(x) => x,
+            Err(e) => return reply.error(e.errno()),
+        };
+        let Kind::File {
+            offset: base,
+            size: fsize,
+            ..
+        } = node.kind
+        else {
+            return reply.error(FsError::IsDir.errno());
+        };
+        if offset >= fsize || size == 0 {
+            return reply.data(&[]);
+        }
+        let n = (u64::from(size)).min(fsize - offset) as usize;
+        let res = with_reply_buf(n, |buf| {
+            match inner.data.read(archive, base + offset, buf) {
+                Ok(()) => {
+                    reply.data(buf);
+                    Ok(())
+                }
+                Err(f) => Err((f, reply)),
+            }
+        });
+        let failure = match res {
+            Ok(Ok(())) => None,
+            Ok(Err((f, reply))) => {
+                reply.error(f.error.errno());
+                Some(f.error_line(&inner.path_of(archive, id)))
+            }
+            Err(e) => Some(format!("{}: {e:?}", inner.path_of(archive, id))),
+        };
+        if let Some(line) = failure {
+            log(0, format_args!("{line}; read returned EIO"));
+            return;
+        }
+        self.maybe_prefetch(archive, id, fh, (base, fsize), offset, n as u64);
+    }
+
+    fn maybe_prefetch(
+        &self,
+        archive: usize,
+        id: NodeId,
+        fh: FileHandle,
+        (base, fsize): (u64, u64),
+        off: u64,
+        len: u64,
+    ) {
+        let inner = &self.inner;
+        let Some(pool) = inner.pool.as_ref() else {
+            return;
+        };
+        let Some(a) = inner.data.archives().get(archive) else {
+            return;
+        };
+        let g = *a.data_geometry();
+        let window = inner.cfg.readahead_bytes.div_ceil(g.chunk_size());
+        let handle = inner
+            .handles
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&fh.0).cloned());
+        let Some(handle) = handle else { return };
+        if handle.archive != archive || handle.node != id {
+            return;
+        }
+        let range = match handle.seq.lock() {
+            Ok(mut s) => s.on_read(&g, base, fsize, off, len, window),
+            Err(_) => None,
+        };
+        let Some(range) = range else { return };
+        let limit = inner.cfg.prefetch_threads.max(1) * 2;
+        if inner.inflight.fetch_add(1, Ordering::AcqRel) >= limit {
+            inner.inflight.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        if log_enabled(2) {
+            log(
+                2,
+                format_args!(
+                    "prefetch {} chunks {}..{}",
+                    inner.path_of(archive, id),
+                    range.start,
+                    range.end
+                ),
+            );
+        }
+        let worker = Arc::clone(inner);
+        pool.spawn(move || {
+            let _ = catch_unwind(AssertUnwindSafe(|| worker.data.prefetch(archive, range)));
+            worker.inflight.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    fn readdir_impl(&self, ino: INodeNo, offset: u64, mut reply: ReplyDirectory) {
+        let inner = &self.inner;
+        let resolved = match inner.resolve(ino) {
+            Ok(r) => r,
+            Err(e) => return reply.error(e.errno()),
+        };
+        // Entries: ".", "..", then children; offset k resumes after entry k-1.
+        let mut idx = offset;
+        match resolved {
+            Ino::Top => {
+                let total = 2 + inner.names.len() as u64;
+                while idx < total {
+                    let (ino_k, kind, name): (u64, FileType, &[u8]) = match idx {
+                        0 => (1, FileType::Directory, b"."),
+                        1 => (1, FileType::Directory, b".."),
+                        k => {
+                            let a = (k - 2) as usize;
+                            match inner.names.get(a) {
+                                Some(n) => (
+                                    inner.inodes.ino(a, attr::ARCHIVE_ROOT),
+                                    FileType::Directory,
+                                    n.as_bytes(),
+                                ),
+                                None => break,
+                            }
+                        }
+                    };
+                    if reply.add(INodeNo(ino_k), idx + 1, kind, OsStr::from_bytes(name)) {
+                        break;
+                    }
+                    idx += 1;
+                }
+            }
+            Ino::Entry { archive, id } => {
+                let Some(a) = inner.data.archives().get(archive) else {
+                    return reply.error(Errno::ENOENT);
+                };
+                let tree = a.tree();
+                let Some(node) = tree.node(id) else {
+                    return reply.error(Errno::ENOENT);
+                };
+                if !matches!(node.kind, Kind::Dir { .. }) {
+                    return reply.error(FsError::NotDir.errno());
+                }
+                let kids = tree.children(id);
+                let total = 2 + kids.len() as u64;
+                while idx < total {
+                    let (ino_k, kind, name): (u64, FileType, &[u8]) = match idx {
+                        0 => (ino.0, FileType::Directory, b"."),
+                        1 => {
+                            let p = if id == attr::ARCHIVE_ROOT && inner.inodes.has_top() {
+                                1
+                            } else {
+                                inner.inodes.ino(archive, node.parent)
+                            };
+                            (p, FileType::Directory, b"..")
+                        }
+                        k => {
+                            let Some(&c) = kids.get((k - 2) as usize) else {
+                                break;
+                            };
+                            let Some(cn) = tree.node(c) else { break };
+                            (
+                                inner.inodes.ino(archive, attr::inode_id(c, cn)),
+                                attr::file_type(&cn.kind),
+                                tree.name(c),
+                            )
+                        }
+                    };
+                    if reply.add(INodeNo(ino_k), idx + 1, kind, OsStr::from_bytes(name)) {
+                        break;
+                    }
+                    idx += 1;
+                }
+            }
+        }
+        reply.ok();
+    }
+}
+
+impl read::ReadFailure {
+    fn error_line(&self, path: &str) -> String {
+        match &self.error {
+            FsError::Archive(crate::crypto::Error::ChunkAuth { chunk, .. }) => {
+                format!("{path}: data chunk {chunk} failed authentication (archive modified or damaged)")
+            }
+            FsError::Archive(crate::crypto::Error::Io(e)) => format!(
+                "{path}: reading data chunk {} from the archive failed: {e} (archive truncated or unreadable?)",
+                self.chunk
+            ),
+            e => format!("{path}: data chunk {}: {e:?}", self.chunk),
+        }
+    }
+}
+
+impl<S: Source + 'static> Filesystem for HpcsFs<S> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        for cap in [
+            InitFlags::FUSE_ASYNC_DIO,
+            InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+        ] {
+            if config.add_capabilities(cap).is_err() {
+                log(2, format_args!("kernel lacks capability {cap:?}"));
+            }
+        }
+        let _ = config.set_max_background(64);
+        let mmap_ok = config
+            .capabilities()
+            .contains(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
+        let direct = self.inner.cfg.direct_io.unwrap_or(mmap_ok);
+        self.inner.direct_io.store(direct, Ordering::Relaxed);
+        if direct && !mmap_ok {
+            log(
+                0,
+                format_args!("--direct-io on a kernel without FUSE_DIRECT_IO_ALLOW_MMAP: shared mmap of files will fail (ENODEV)"),
+            );
+        }
+        log(
+            1,
+            format_args!(
+                "I/O mode: {}",
+                if direct {
+                    "direct I/O (no kernel page cache)"
+                } else {
+                    "kernel page cache"
+                }
+            ),
+        );
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        guarded("lookup", || match self.inner.lookup(parent, name) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e.errno()),
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        guarded("getattr", || match self.inner.getattr(ino) {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e.errno()),
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        guarded("readlink", || match self.inner.readlink(ino) {
+            Ok(t) => reply.data(t),
+            Err(e) => reply.error(e.errno()),
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        guarded("open", || match self.inner.open(ino, flags) {
+            Ok((fh, fl)) => reply.opened(fh, fl),
+            Err(e) => reply.error(e.errno()),
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        guarded("read", || self.read_impl(ino, fh, offset, size, reply));
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        guarded("release", || {
+            self.inner.release(fh);
+            reply.ok();
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        guarded("opendir", || match self.inner.getattr(ino) {
+            Ok(a) if a.kind == FileType::Directory => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Ok(_) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(e.errno()),
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        guarded("readdir", || self.readdir_impl(ino, offset, reply));
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        guarded("statfs", || {
+            let inner = &self.inner;
+            let bytes: u64 = inner
+                .data
+                .archives()
+                .iter()
+                .map(|a| a.data_geometry().len())
+                .sum();
+            let files: u64 = inner
+                .data
+                .archives()
+                .iter()
+                .map(|a| a.tree().len() as u64)
+                .sum();
+            let bsize = inner.owner.blksize;
+            reply.statfs(
+                bytes.div_ceil(u64::from(bsize)),
+                0,
+                0,
+                files,
+                0,
+                bsize,
+                255,
+                bsize,
+            );
+        });
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        guarded("access", || {
+            if mask.contains(AccessFlags::W_OK) {
+                return reply.error(Errno::EROFS);
+            }
+            match self.inner.getattr(ino) {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(e.errno()),
+            }
+        });
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(FsError::NoXattr.errno());
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    // Everything below would modify the tree: EROFS (the kernel already
+    // refuses most of it on a read-only mount).
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _r: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _wf: WriteFlags,
+        _flags: OpenFlags,
+        _lo: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: fuser::ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _fh: FileHandle,
+        _o: u64,
+        _l: u64,
+        _m: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}

@@ -1,0 +1,146 @@
+//! Read-ahead decisions per open file: pure arithmetic, table-tested.
+//!
+//! A handle whose reads follow each other (each starting where the previous
+//! one ended, give or take one window, since the kernel may send concurrent
+//! reads slightly out of order) is sequential. For a sequential handle the
+//! daemon keeps `window` data chunks beyond the current read loaded: when
+//! less than half the window is still ahead, the next missing part is handed
+//! to the prefetch pool as one run (one large read of the backing file, then
+//! parallel decryption). A jump elsewhere resets the state. The window is
+//! clipped to the file's own chunks.
+
+use std::ops::Range;
+
+use crate::crypto::offsets::Geometry;
+
+/// Per-handle state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sequential {
+    /// File offset just past the previous read.
+    last_end: u64,
+    /// Stream chunk index up to which prefetch has been requested.
+    ahead_until: u64,
+    /// Consecutive sequential reads.
+    streak: u32,
+}
+
+impl Sequential {
+    /// Records a read of `len` bytes at file offset `off` of a file stored at
+    /// stream offset `base` with `size` bytes; returns the stream chunks to
+    /// prefetch now, if any. `window` is the read-ahead in chunks (0 = off).
+    pub fn on_read(
+        &mut self,
+        g: &Geometry,
+        base: u64,
+        size: u64,
+        off: u64,
+        len: u64,
+        window: u64,
+    ) -> Option<Range<u64>> {
+        if window == 0 || len == 0 {
+            return None;
+        }
+        let slack = window.saturating_mul(g.chunk_size());
+        let near = off == self.last_end
+            || (off < self.last_end.saturating_add(slack)
+                && off.saturating_add(slack) > self.last_end);
+        if near {
+            self.streak = self.streak.saturating_add(1);
+        } else {
+            self.streak = 0;
+            self.ahead_until = 0;
+        }
+        self.last_end = off.saturating_add(len);
+        if self.streak == 0 {
+            return None;
+        }
+        let file_end = g.chunks_for(base, size).end;
+        let cur_end = g
+            .chunks_for(base.saturating_add(off), len)
+            .end
+            .min(file_end);
+        let want_end = cur_end.saturating_add(window).min(file_end);
+        if self.ahead_until >= cur_end.saturating_add(window.div_ceil(2)).min(want_end) {
+            return None;
+        }
+        let start = self.ahead_until.max(cur_end);
+        if start >= want_end {
+            return None;
+        }
+        self.ahead_until = want_end;
+        Some(start..want_end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: u64 = 65536;
+
+    #[test]
+    fn sequential_reads_keep_a_window_ahead() {
+        let g = Geometry::new(C as u32, 100 * C);
+        let mut s = Sequential::default();
+        // (offset, len, expected prefetch)
+        let steps: &[(u64, u64, Option<Range<u64>>)] = &[
+            (0, C, Some(1..5)),
+            (C, C, None),           // 3 chunks still ahead
+            (2 * C, C, None),       // 2 ahead = half: enough
+            (3 * C, C, Some(5..8)), // 1 ahead: refill to 4 + 4
+            (4 * C, C, None),
+            (5 * C, 2 * C, Some(8..11)),
+        ];
+        for (off, len, want) in steps {
+            assert_eq!(
+                s.on_read(&g, 0, 100 * C, *off, *len, 4),
+                *want,
+                "read at {off}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_reads_do_not_prefetch() {
+        let g = Geometry::new(C as u32, 1000 * C);
+        let mut s = Sequential::default();
+        assert!(s.on_read(&g, 0, 1000 * C, 500 * C, 4096, 4).is_none());
+        assert!(s.on_read(&g, 0, 1000 * C, 100 * C, 4096, 4).is_none());
+        assert!(s.on_read(&g, 0, 1000 * C, 900 * C, 4096, 4).is_none());
+        // ... until reads become sequential again.
+        assert_eq!(
+            s.on_read(&g, 0, 1000 * C, 900 * C + 4096, 4096, 4),
+            Some(901..905)
+        );
+    }
+
+    #[test]
+    fn window_is_clipped_to_the_file_and_can_be_off() {
+        let g = Geometry::new(C as u32, 100 * C);
+        // File of 3.5 chunks stored at stream chunk 10.
+        let (base, size) = (10 * C, 3 * C + C / 2);
+        let mut s = Sequential::default();
+        assert_eq!(s.on_read(&g, base, size, 0, C, 8), Some(11..14));
+        assert_eq!(s.on_read(&g, base, size, C, C, 8), None);
+        assert_eq!(s.on_read(&g, base, size, 3 * C, C / 2, 8), None);
+        let mut off = Sequential::default();
+        assert_eq!(off.on_read(&g, base, size, 0, C, 0), None);
+    }
+
+    #[test]
+    fn small_reads_within_one_chunk_do_not_refetch() {
+        let g = Geometry::new(C as u32, 100 * C);
+        let mut s = Sequential::default();
+        assert_eq!(s.on_read(&g, 0, 100 * C, 0, 4096, 2), Some(1..3));
+        for k in 1..16 {
+            assert_eq!(
+                s.on_read(&g, 0, 100 * C, k * 4096, 4096, 2),
+                None,
+                "read {k}"
+            );
+        }
+        // Chunk 1: one chunk (half the window) still ahead.
+        assert_eq!(s.on_read(&g, 0, 100 * C, C, 4096, 2), None);
+        assert_eq!(s.on_read(&g, 0, 100 * C, 2 * C, 4096, 2), Some(3..5));
+    }
+}

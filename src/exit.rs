@@ -39,6 +39,45 @@ pub const HEADER: u8 = 13;
 pub const LENGTH: u8 = 14;
 /// A chunk of the index or the data failed authentication (tampered).
 pub const PAYLOAD: u8 = 15;
+/// hpcs-mount: /dev/fuse is missing or cannot be opened.
+pub const NO_FUSE: u8 = 30;
+/// hpcs-mount: the mount point does not exist or is not a directory.
+pub const MOUNTPOINT_MISSING: u8 = 31;
+/// hpcs-mount: the mount point is already a mount point, or is not empty.
+pub const MOUNTPOINT_BUSY: u8 = 32;
+/// hpcs-mount: the kernel or fusermount3 refused the mount.
+pub const MOUNT_FAILED: u8 = 33;
+/// hpcs-mount exec mode: CMD could not be started (not found, not executable).
+pub const CMD_NOT_STARTED: u8 = 34;
+/// hpcs-mount --unmount: the path is not an hpcs mount.
+pub const NOT_MOUNTED: u8 = 35;
+/// hpcs-mount --unmount: unmounting failed (busy, permission).
+pub const UNMOUNT_FAILED: u8 = 36;
+/// hpcs-mount --daemon: the background process died before the mount was ready.
+pub const DAEMON_FAILED: u8 = 37;
+/// hpcs-mount: the watched process (--watch-pid, default the parent) exited,
+/// so the mount was removed.
+pub const WATCHED_EXITED: u8 = 38;
+/// Vault: unreachable or unavailable (refused, 5xx, 429) for the whole retry budget.
+pub const VAULT_UNREACHABLE: u8 = 40;
+/// Vault: access denied (permission denied, login refused, identity not trusted).
+pub const VAULT_DENIED: u8 = 41;
+/// Vault: the JWT-SVID had expired.
+pub const SVID_EXPIRED: u8 = 42;
+/// Vault: the JWT-SVID's audience is not the one the Vault role expects.
+pub const WRONG_AUDIENCE: u8 = 43;
+/// Vault: no key is registered for this dataset (for this identity).
+pub const UNKNOWN_DATASET: u8 = 44;
+/// Vault: the dataset's key (or this identity's access) was revoked.
+pub const KEY_REVOKED: u8 = 45;
+/// Vault: the archive is not the current version of its dataset (rollback refused).
+pub const ROLLBACK: u8 = 46;
+/// SPIFFE: the Workload API is unavailable or gave this process no identity.
+pub const SPIFFE_UNAVAILABLE: u8 = 47;
+/// Vault/SPIFFE configuration is invalid (config file, address, CA, stanza).
+pub const VAULT_CONFIG: u8 = 48;
+/// Vault: no usable login on the secure device (no token, or login refused).
+pub const VAULT_LOGIN: u8 = 49;
 /// Interrupted by SIGINT or SIGTERM.
 pub const INTERRUPTED: u8 = 130;
 
@@ -81,6 +120,76 @@ pub const TABLE: &[(u8, &str)] = &[
     ),
     (LENGTH, "the archive is truncated or has data appended"),
     (PAYLOAD, "a chunk of the archive failed authentication"),
+    (
+        NO_FUSE,
+        "hpcs-mount: /dev/fuse is missing or cannot be opened",
+    ),
+    (
+        MOUNTPOINT_MISSING,
+        "hpcs-mount: the mount point does not exist or is not a directory",
+    ),
+    (
+        MOUNTPOINT_BUSY,
+        "hpcs-mount: the mount point is already mounted on, or not empty",
+    ),
+    (
+        MOUNT_FAILED,
+        "hpcs-mount: the kernel or fusermount3 refused the mount",
+    ),
+    (
+        CMD_NOT_STARTED,
+        "hpcs-mount: the command to run could not be started",
+    ),
+    (
+        NOT_MOUNTED,
+        "hpcs-mount --unmount: the path is not an hpcs mount",
+    ),
+    (
+        UNMOUNT_FAILED,
+        "hpcs-mount --unmount: unmounting failed (busy or not permitted)",
+    ),
+    (
+        DAEMON_FAILED,
+        "hpcs-mount --daemon: the background process died before the mount was ready",
+    ),
+    (
+        WATCHED_EXITED,
+        "hpcs-mount: the watched process exited, so the mount was removed",
+    ),
+    (
+        VAULT_UNREACHABLE,
+        "Vault is unreachable or unavailable (after retrying)",
+    ),
+    (
+        VAULT_DENIED,
+        "Vault denied access (permission, login refused, identity not trusted)",
+    ),
+    (SVID_EXPIRED, "the JWT-SVID had expired"),
+    (
+        WRONG_AUDIENCE,
+        "the JWT-SVID's audience is not the one Vault expects",
+    ),
+    (
+        UNKNOWN_DATASET,
+        "no key is registered in Vault for this dataset and identity",
+    ),
+    (
+        KEY_REVOKED,
+        "the dataset's key was revoked in Vault (crypto-shredded)",
+    ),
+    (
+        ROLLBACK,
+        "the archive is not the current version of its dataset (rollback refused)",
+    ),
+    (
+        SPIFFE_UNAVAILABLE,
+        "the SPIFFE Workload API is unavailable or gave no identity",
+    ),
+    (VAULT_CONFIG, "the Vault/SPIFFE configuration is invalid"),
+    (
+        VAULT_LOGIN,
+        "no usable Vault login on this device (token missing, expired or refused)",
+    ),
     (
         INTERRUPTED,
         "interrupted by SIGINT or SIGTERM; nothing was left under the output name",
@@ -139,5 +248,24 @@ pub fn for_extract(e: &ExtractError) -> u8 {
         ExtractError::Exists(_) => OUTPUT_EXISTS,
         ExtractError::NotADir(_) | ExtractError::Write { .. } => OUTPUT,
         ExtractError::Archive(e) => for_format(e),
+    }
+}
+
+/// Exit code for a Vault/SPIFFE error.
+#[cfg(feature = "vault")]
+pub fn for_vault(e: &crate::keys::vault::VaultError) -> u8 {
+    use crate::keys::vault::VaultError as V;
+    match e {
+        V::Unreachable { .. } => VAULT_UNREACHABLE,
+        V::Denied(_) => VAULT_DENIED,
+        V::SvidExpired { .. } => SVID_EXPIRED,
+        V::WrongAudience { .. } => WRONG_AUDIENCE,
+        V::UnknownDataset(_) => UNKNOWN_DATASET,
+        V::Revoked { .. } => KEY_REVOKED,
+        V::Rollback { .. } => ROLLBACK,
+        V::SpiffeUnavailable(_) => SPIFFE_UNAVAILABLE,
+        V::Config(_) => VAULT_CONFIG,
+        V::Login(_) => VAULT_LOGIN,
+        V::DatasetExists(_) => OUTPUT_EXISTS,
     }
 }

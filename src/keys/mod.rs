@@ -6,6 +6,12 @@
 //! the command line.
 
 pub mod age_keys;
+#[cfg(feature = "vault")]
+pub mod config;
+#[cfg(feature = "vault")]
+pub mod spiffe;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 pub use age_keys::{
     load_identities, parse_recipient, read_recipients_file, unwrap_age, wrap_recipients,

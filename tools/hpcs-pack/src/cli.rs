@@ -31,6 +31,14 @@ pub enum Command {
     Cat(CatArgs),
     /// Change who can open an archive, without re-encrypting its data.
     Rewrap(RewrapArgs),
+    /// Store an existing archive's key in Vault for SPIFFE IDs (rewrites only the header).
+    Register(crate::cli_vault::RegisterArgs),
+    /// Change which SPIFFE IDs may fetch a dataset's key from Vault (Vault only).
+    Allow(crate::cli_vault::AllowArgs),
+    /// Destroy a dataset's key in Vault (crypto-shredding): new mounts fail at once.
+    Revoke(crate::cli_vault::RevokeArgs),
+    /// Prepare a Vault/OpenBao for hpcs (administrator, once; idempotent).
+    VaultSetup(crate::cli_vault::SetupArgs),
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +81,9 @@ pub struct PackArgs {
     /// No progress bar and no summary.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub vault: crate::cli_vault::PackVaultArgs,
 }
 
 #[derive(Args, Debug)]

@@ -3,6 +3,8 @@
 //! exit codes of `hpcs::exit` with a message saying what to do.
 
 mod cli;
+mod cli_vault;
+mod vault_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -100,6 +102,10 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Extract(a) => extract(a),
         Command::Cat(a) => cat(a),
         Command::Rewrap(a) => rewrap(a),
+        Command::Register(a) => vault_cmd::register(a),
+        Command::Allow(a) => vault_cmd::allow(a),
+        Command::Revoke(a) => vault_cmd::revoke(a),
+        Command::VaultSetup(a) => vault_cmd::setup(a),
     }
 }
 
@@ -200,15 +206,17 @@ fn pack(a: cli::PackArgs) -> Result<(), Fail> {
     install_signal_handlers();
     let opts = write_options(&a.write)?;
     let recipients = collect_recipients(&a.recipients, &a.recipients_files)?;
-    if recipients.is_empty() {
+    if recipients.is_empty() && !a.vault.vault {
         return Err(Fail::new(
             exit::BAD_RECIPIENT,
-            "no recipient: give at least one -r RECIPIENT or -R FILE, or nobody could open the archive",
+            "no recipient: give at least one -r RECIPIENT or -R FILE (or --vault --allow SPIFFE_ID), or nobody could open the archive",
         ));
     }
     if !a.force && std::fs::symlink_metadata(&a.output).is_ok() {
         return Err(hpcs::pack::PackError::OutputExists(a.output.clone()).into());
     }
+    // Vault login and checks happen before packing; the key is stored after.
+    let vault = vault_cmd::pack_prepare(&a.vault, &a.output)?;
     let scan = hpcs::pack::scan(&a.src, opts.chunk_size)?;
     for w in &scan.warnings {
         eprintln!("hpcs-pack: warning: {}", w.0);
@@ -216,7 +224,14 @@ fn pack(a: cli::PackArgs) -> Result<(), Fail> {
     let key = DataKey::generate().map_err(|e| Fail::new(exit::INTERNAL, e.to_string()))?;
     let archive_id = hpcs::crypto::writer::new_archive_id()
         .map_err(|e| Fail::new(exit::INTERNAL, e.to_string()))?;
-    let stanzas = age_stanzas(&key, &archive_id, opts.suite, &recipients)?;
+    let mut stanzas = if recipients.is_empty() {
+        Vec::new()
+    } else {
+        age_stanzas(&key, &archive_id, opts.suite, &recipients)?
+    };
+    if let Some(v) = &vault {
+        stanzas.push(v.stanza());
+    }
     let pb = progress_bar(a.quiet, scan.data_len, "packing");
     let start = std::time::Instant::now();
     let packed = hpcs::pack::write(
@@ -241,7 +256,7 @@ fn pack(a: cli::PackArgs) -> Result<(), Fail> {
         let secs = start.elapsed().as_secs_f64().max(1e-9);
         eprintln!(
             "packed {} entries ({} files, {} bytes) into {} ({} bytes, {}) in {:.2}s, {:.0} MB/s",
-            scan.entries,
+            scan.entries.saturating_sub(1),
             scan.files,
             scan.data_len,
             a.output.display(),
@@ -250,6 +265,15 @@ fn pack(a: cli::PackArgs) -> Result<(), Fail> {
             secs,
             scan.data_len as f64 / secs / 1e6
         );
+    }
+    if let Some(v) = vault {
+        v.commit(
+            &key,
+            &archive_id,
+            &a.output,
+            !recipients.is_empty(),
+            a.quiet,
+        )?;
     }
     Ok(())
 }
@@ -303,6 +327,26 @@ fn unlock(path: &Path, ids: &[PathBuf]) -> Result<Archive<FileSource>, Fail> {
     let sealed = open_sealed(path)?;
     let key = load_key(path, &sealed, ids)?;
     sealed.unlock(&key).map_err(|e| archive_fail(path, &e))
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC (civil-from-days, no time-zone database needed).
+fn utc_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn mode_string(kind: &Kind, mode: u16) -> String {
@@ -474,10 +518,10 @@ fn inspect(a: cli::InspectArgs) -> Result<(), Fail> {
                         };
                         writeln!(
                             out,
-                            "{} {:>12} {:>11} {}{}",
+                            "{} {:>12} {} {}{}",
                             mode_string(&n.kind, n.mode),
                             n.size(),
-                            n.mtime,
+                            utc_time(n.mtime),
                             path,
                             extra
                         )?;
@@ -687,6 +731,14 @@ use std::io::Read;
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+
+    #[test]
+    fn utc() {
+        assert_eq!(super::utc_time(0), "1970-01-01 00:00");
+        assert_eq!(super::utc_time(951_782_400), "2000-02-29 00:00");
+        assert_eq!(super::utc_time(1_795_332_137), "2026-11-22 07:22");
+        assert_eq!(super::utc_time(-60), "1969-12-31 23:59");
+    }
 
     #[test]
     fn sizes() {

@@ -1,0 +1,502 @@
+//! hpcs-pack's Vault commands: `pack --vault`, `register`, `allow`, `revoke`
+//! and `vault-setup`. Thin: turns flags into `hpcs::keys::config` layers,
+//! obtains the user's Vault login (token, token helper, or a password read
+//! from the terminal or a file, never from the command line), and calls
+//! `hpcs::keys::vault`.
+
+use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use hpcs::crypto::header::{hex, STANZA_VAULT};
+use hpcs::crypto::{DataKey, Header, Stanza};
+use hpcs::exit;
+use hpcs::keys::config::{self, Layer, Settings};
+use hpcs::keys::vault::{
+    self, Dataset, JwtTrust, Registrar, Secret, SetupOptions, Status, UserLogin, VaultError,
+    VaultRef,
+};
+
+use super::cli_vault::{AllowArgs, PackVaultArgs, RegisterArgs, RevokeArgs, SetupArgs, VaultArgs};
+use super::Fail;
+
+impl From<VaultError> for Fail {
+    fn from(e: VaultError) -> Fail {
+        Fail::new(exit::for_vault(&e), e.to_string())
+    }
+}
+
+fn flags_layer(v: &VaultArgs) -> Layer {
+    Layer {
+        addr: v.vault_addr.clone(),
+        ca_cert: v.vault_cacert.clone(),
+        namespace: v.vault_namespace.clone(),
+        kv_mount: v.vault_mount.clone(),
+        auth_mount: v.vault_auth_mount.clone(),
+        audience: v.audience.clone(),
+        retry_secs: v.vault_retry_secs,
+        login: v.vault_login.clone(),
+        login_mount: v.vault_login_mount.clone(),
+        user: v.vault_user.clone(),
+        ..Layer::default()
+    }
+}
+
+/// Checked settings: config files, environment, flags, over the stanza.
+fn settings(v: &VaultArgs, stanza: Option<&VaultRef>) -> Result<Settings, Fail> {
+    let mut s = config::load(flags_layer(v))?.resolve(stanza)?;
+    s.notice = Some(Arc::new(|m: &str| eprintln!("hpcs-pack: {m}")));
+    Ok(s)
+}
+
+/// The user's login: a password method if asked for, else the ambient token.
+fn user_login(v: &VaultArgs, s: &Settings) -> Result<UserLogin, Fail> {
+    let method = s.login.clone().unwrap_or_else(|| "token".into());
+    if method == "token" {
+        return vault::ambient_token().map(UserLogin::Token).ok_or_else(|| {
+            VaultError::Login(
+                "no Vault token: set VAULT_TOKEN, log in with `bao login` / `vault login` (token helper ~/.vault-token), or pass --vault-login userpass|ldap --vault-user NAME".into(),
+            )
+            .into()
+        });
+    }
+    let user = s
+        .user
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            Fail::new(
+                exit::USAGE,
+                "--vault-user NAME is required with --vault-login",
+            )
+        })?;
+    if !user
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(Fail::new(
+            exit::USAGE,
+            format!("invalid --vault-user {user:?}"),
+        ));
+    }
+    let password = match &v.vault_password_file {
+        Some(p) => read_password_file(p)?,
+        None => prompt_password(&format!("Vault {method} password for {user}: "))?,
+    };
+    Ok(UserLogin::Password {
+        mount: s.login_mount.clone().unwrap_or_else(|| method.clone()),
+        method,
+        user,
+        password,
+    })
+}
+
+fn read_password_file(p: &Path) -> Result<Secret, Fail> {
+    let f = std::fs::File::open(p).map_err(|e| {
+        Fail::new(
+            exit::INPUT,
+            format!("cannot read password file {}: {e}", p.display()),
+        )
+    })?;
+    let mut line = String::new();
+    std::io::BufReader::new(f)
+        .read_line(&mut line)
+        .map_err(|e| {
+            Fail::new(
+                exit::INPUT,
+                format!("cannot read password file {}: {e}", p.display()),
+            )
+        })?;
+    let s = Secret::new(line.trim_end_matches(['\n', '\r']).to_string());
+    zero(&mut line);
+    Ok(s)
+}
+
+fn zero(s: &mut str) {
+    // SAFETY: writing zero bytes keeps the String valid UTF-8.
+    unsafe { s.as_bytes_mut().fill(0) };
+}
+
+/// Reads a password from the controlling terminal with echo off.
+fn prompt_password(prompt: &str) -> Result<Secret, Fail> {
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| {
+            Fail::new(
+                exit::VAULT_LOGIN,
+                "no terminal to ask for the Vault password: use --vault-password-file FILE or a token (VAULT_TOKEN)",
+            )
+        })?;
+    use std::os::fd::AsRawFd;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for a valid open fd.
+    let mut old: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is an open terminal for the lifetime of `tty`.
+    let have_termios = unsafe { libc::tcgetattr(fd, &mut old) } == 0;
+    if have_termios {
+        let mut quiet = old;
+        quiet.c_lflag &= !libc::ECHO;
+        quiet.c_lflag |= libc::ECHONL;
+        // SAFETY: as above; `quiet` is a valid termios copied from the terminal.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let mut w = &tty;
+    let _ = w.write_all(prompt.as_bytes());
+    let _ = w.flush();
+    let mut line = String::new();
+    let res = std::io::BufReader::new(&tty).read_line(&mut line);
+    if have_termios {
+        // SAFETY: restores the settings read above on the same fd.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
+    }
+    res.map_err(|e| Fail::new(exit::VAULT_LOGIN, format!("cannot read the password: {e}")))?;
+    let s = Secret::new(line.trim_end_matches(['\n', '\r']).to_string());
+    zero(&mut line);
+    Ok(s)
+}
+
+fn login(v: &VaultArgs, stanza: Option<&VaultRef>) -> Result<(Settings, Registrar), Fail> {
+    let s = settings(v, stanza)?;
+    let l = user_login(v, &s)?;
+    let r = Registrar::login(&s, l)?;
+    Ok((s, r))
+}
+
+/// Default dataset name: the archive's file name without `.hpcs`.
+fn default_name(archive: &Path) -> Result<String, Fail> {
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".hpcs").unwrap_or(&name).to_string();
+    if stem.is_empty()
+        || stem.starts_with('.')
+        || !stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(Fail::new(
+            exit::USAGE,
+            format!("cannot use {name:?} as a dataset name: pass --dataset NAME"),
+        ));
+    }
+    Ok(stem)
+}
+
+fn print_status(st: &Status) {
+    if st.revoked {
+        eprintln!("dataset {}: REVOKED (key destroyed in Vault)", st.dataset);
+        return;
+    }
+    eprintln!(
+        "dataset {}: current archive id {}…; {} SPIFFE ID(s) allowed:",
+        st.dataset,
+        st.archive_id.chars().take(16).collect::<String>(),
+        st.allowed.len()
+    );
+    for id in &st.allowed {
+        eprintln!("  {id}");
+    }
+}
+
+// ---------------------------------------------------------------- pack --vault
+
+/// A Vault registration prepared before packing, committed after.
+pub struct PackVault {
+    reg: Registrar,
+    ds: Dataset,
+    vref: VaultRef,
+    allowed: Vec<String>,
+    replace: bool,
+}
+
+/// Checks everything that can fail in Vault before any byte is packed:
+/// login, dataset name free (or --replace), identity slots sound.
+pub fn pack_prepare(a: &PackVaultArgs, output: &Path) -> Result<Option<PackVault>, Fail> {
+    if !a.vault {
+        return Ok(None);
+    }
+    if a.allow.is_empty() {
+        return Err(Fail::new(
+            exit::USAGE,
+            "--vault needs at least one --allow SPIFFE_ID (the jobs that may fetch the key)",
+        ));
+    }
+    let (s, reg) = login(&a.v, None)?;
+    let name = match &a.dataset {
+        Some(d) => d.clone(),
+        None => default_name(output)?,
+    };
+    let ds = reg.dataset(&name)?;
+    reg.preflight(&ds, &a.allow, a.replace)?;
+    let vref = VaultRef::new(&ds.to_string(), &s.kv_mount, &s.auth_mount, &s.audience);
+    Ok(Some(PackVault {
+        reg,
+        ds,
+        vref,
+        allowed: a.allow.clone(),
+        replace: a.replace,
+    }))
+}
+
+impl PackVault {
+    /// The Vault stanza for the new header.
+    pub fn stanza(&self) -> Stanza {
+        self.vref.to_stanza()
+    }
+
+    /// Stores the key after the archive is written. If that fails and nothing
+    /// else can open the archive, the archive is removed again.
+    pub fn commit(
+        self,
+        key: &DataKey,
+        archive_id: &[u8; 32],
+        output: &Path,
+        has_age: bool,
+        quiet: bool,
+    ) -> Result<(), Fail> {
+        match self
+            .reg
+            .register(&self.ds, key, archive_id, &self.allowed, self.replace)
+        {
+            Ok(st) => {
+                if !quiet {
+                    eprintln!(
+                        "registered the key of {} in Vault (pinned archive id {}…)",
+                        output.display(),
+                        hex(&archive_id[..8])
+                    );
+                    print_status(&st);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let mut f: Fail = e.into();
+                if has_age {
+                    f.msg.push_str(&format!(
+                        "; {} was written and opens with its age identities; register it later with `hpcs-pack register`",
+                        output.display()
+                    ));
+                } else {
+                    let _ = std::fs::remove_file(output);
+                    f.msg.push_str(&format!(
+                        "; {} was removed (nothing else could open it)",
+                        output.display()
+                    ));
+                }
+                Err(f)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- register
+
+/// Adds (or replaces) the Vault stanza of an existing archive and registers
+/// its key. Rewrites only the header (temp file + rename), like rewrap.
+pub fn register(a: RegisterArgs) -> Result<(), Fail> {
+    super::install_signal_handlers();
+    let sealed = super::open_sealed(&a.archive)?;
+    let key = super::load_key(&a.archive, &sealed, &a.identities)?;
+    let h = sealed.header().clone();
+    sealed
+        .unlock(&key)
+        .map_err(|e| super::archive_fail(&a.archive, &e))?;
+    let old_ref = VaultRef::find(&h.stanzas).and_then(Result::ok);
+    let (s, reg) = login(&a.v, None)?;
+    let name = match (&a.dataset, &old_ref) {
+        (Some(d), _) => d.clone(),
+        (None, Some(r)) => r.dataset.clone(),
+        (None, None) => default_name(&a.archive)?,
+    };
+    let ds = reg.dataset(&name)?;
+    reg.preflight(&ds, &a.allow, a.replace)?;
+    let vref = VaultRef::new(&ds.to_string(), &s.kv_mount, &s.auth_mount, &s.audience);
+    if old_ref.as_ref() != Some(&vref) {
+        let mut stanzas: Vec<Stanza> = h
+            .stanzas
+            .iter()
+            .filter(|s| s.kind != STANZA_VAULT)
+            .cloned()
+            .collect();
+        stanzas.push(vref.to_stanza());
+        let new_header = h
+            .with_stanzas(&key, stanzas)
+            .map_err(|e| super::archive_fail(&a.archive, &e))?;
+        rewrite_header(&a.archive, &h, &new_header, &key)?;
+    }
+    let st = reg.register(&ds, &key, &h.archive_id, &a.allow, a.replace)?;
+    if !a.quiet {
+        eprintln!(
+            "registered {} in Vault as {} (data region unchanged; archive id {}…)",
+            a.archive.display(),
+            ds,
+            hex(&h.archive_id[..8])
+        );
+        print_status(&st);
+    }
+    Ok(())
+}
+
+/// Replaces `path`'s header by `new` (same data region), atomically.
+fn rewrite_header(path: &Path, old: &Header, new: &Header, key: &DataKey) -> Result<(), Fail> {
+    let out_err = |e: std::io::Error| {
+        Fail::new(
+            exit::OUTPUT,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    };
+    let tmp = hpcs::pack::TempOut::create(path).map_err(out_err)?;
+    {
+        let mut w = tmp.file();
+        w.write_all(&new.to_bytes()).map_err(out_err)?;
+        let mut src = std::fs::File::open(path)
+            .map_err(|e| Fail::new(exit::INPUT, format!("cannot open {}: {e}", path.display())))?;
+        src.seek(SeekFrom::Start(old.data_offset()))
+            .map_err(|e| Fail::new(exit::INPUT, e.to_string()))?;
+        let want = old.archive_len() - old.data_offset();
+        let n = std::io::copy(&mut (&mut src).take(want), &mut w).map_err(out_err)?;
+        if n != want {
+            return Err(Fail::new(
+                exit::LENGTH,
+                format!(
+                    "{} changed while its header was rewritten; try again",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    if super::STOP.load(Ordering::Relaxed) {
+        return Err(Fail::new(
+            exit::INTERRUPTED,
+            "interrupted; the archive was not changed",
+        ));
+    }
+    tmp.commit(path, true).map_err(out_err)?;
+    let check = super::open_sealed(path)?;
+    check
+        .unlock(key)
+        .map_err(|e| super::archive_fail(path, &e))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- allow / revoke
+
+/// The dataset a TARGET names: an archive file's Vault stanza, or a name.
+fn target(t: &str) -> Result<(Option<VaultRef>, String), Fail> {
+    let p = PathBuf::from(t);
+    if p.is_file() {
+        let sealed = super::open_sealed(&p)?;
+        let r = VaultRef::find(&sealed.header().stanzas).ok_or_else(|| {
+            Fail::new(
+                exit::UNKNOWN_DATASET,
+                format!("{t} has no Vault stanza: register it first (hpcs-pack register)"),
+            )
+        })??;
+        let name = r.dataset.clone();
+        return Ok((Some(r), name));
+    }
+    Ok((None, t.to_string()))
+}
+
+/// `allow`: add/remove allowed SPIFFE IDs; prints the resulting state.
+pub fn allow(a: AllowArgs) -> Result<(), Fail> {
+    let (r, name) = target(&a.target)?;
+    let (_, reg) = login(&a.v, r.as_ref())?;
+    let ds = reg.dataset(&name)?;
+    let st = if a.add.is_empty() && a.remove.is_empty() {
+        reg.status(&ds)?
+    } else {
+        reg.set_allowed(&ds, &a.add, &a.remove)?
+    };
+    print_status(&st);
+    Ok(())
+}
+
+/// `revoke`: crypto-shreds the dataset's key in Vault.
+pub fn revoke(a: RevokeArgs) -> Result<(), Fail> {
+    let (r, name) = target(&a.target)?;
+    let (_, reg) = login(&a.v, r.as_ref())?;
+    let ds = reg.dataset(&name)?;
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Fail::new(
+                exit::USAGE,
+                format!("revoking destroys the key of {ds} for good: pass --yes to confirm"),
+            ));
+        }
+        eprint!("Destroy the key of {ds} in Vault? Every copy of its archives becomes unreadable through Vault. Type the dataset name to confirm: ");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if line.trim() != ds.to_string() {
+            return Err(Fail::new(exit::USAGE, "not confirmed; nothing was revoked"));
+        }
+    }
+    let st = reg.revoke(&ds)?;
+    eprintln!(
+        "revoked {}: the key and its {} identity copies were destroyed in Vault; new mounts fail from now on",
+        st.dataset,
+        st.allowed.len()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- setup
+
+/// `vault-setup`: the administrator's one-time, idempotent bootstrap.
+pub fn setup(a: SetupArgs) -> Result<(), Fail> {
+    let s = settings(&a.v, None)?;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| Fail::new(exit::INPUT, format!("cannot read {}: {e}", p.display())))
+    };
+    let ca = a.jwks_ca.as_deref().map(read).transpose()?;
+    let trust = if let Some(u) = &a.jwks_url {
+        JwtTrust::JwksUrl {
+            url: u.clone(),
+            ca_pem: ca,
+        }
+    } else if let Some(u) = &a.oidc_discovery_url {
+        JwtTrust::OidcDiscovery {
+            url: u.clone(),
+            ca_pem: ca,
+        }
+    } else if !a.jwt_pubkeys.is_empty() {
+        JwtTrust::PublicKeys(
+            a.jwt_pubkeys
+                .iter()
+                .map(|p| read(p))
+                .collect::<Result<_, _>>()?,
+        )
+    } else {
+        return Err(Fail::new(
+            exit::USAGE,
+            "say how Vault learns the trust domain's JWT keys: --jwks-url URL, --oidc-discovery-url URL, or --jwt-pubkey PEM_FILE",
+        ));
+    };
+    let admin = user_login(&a.v, &s)?;
+    let opts = SetupOptions {
+        trust,
+        bound_issuer: a.bound_issuer.clone(),
+        user_auth_mounts: if a.user_auth_mounts.is_empty() {
+            vec!["userpass".into()]
+        } else {
+            a.user_auth_mounts.clone()
+        },
+        enable_userpass: a.enable_userpass,
+        workload_token_ttl: a.workload_token_ttl.clone(),
+    };
+    let rep = vault::setup(&s, admin, &opts)?;
+    for l in &rep.lines {
+        println!("{l}");
+    }
+    println!(
+        "done. Give data owners the policy {} (e.g. `bao write auth/userpass/users/NAME token_policies={}`, or attach it to an LDAP group); jobs need nothing per dataset.",
+        rep.user_policy, rep.user_policy
+    );
+    Ok(())
+}

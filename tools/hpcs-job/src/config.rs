@@ -1,0 +1,606 @@
+//! Turns raw command-line flags into a checked [`JobSpec`]: archives exist
+//! and carry the hpcs magic, scripts are executable, paths are absolute,
+//! names are unique, and every value written into an `#SBATCH` line or the
+//! script is free of characters that could break out of it. The script
+//! generator (`script.rs`) takes only a `JobSpec` and does no checking.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::cli::Cli;
+use crate::error::{invalid, Error};
+
+/// First 8 bytes of every hpcs archive (FORMAT.md, header offset 0).
+pub const MAGIC: [u8; 8] = *b"\x89HPCS\r\n\x1a";
+
+/// Placeholder replaced by the mount root at run time.
+pub const ROOT: &str = "{root}";
+
+/// What an archive is mounted for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Data,
+    Container,
+    Secret,
+}
+
+impl Kind {
+    /// The environment variable naming the first mount of this kind.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Kind::Data => "HPCS_DATA",
+            Kind::Container => "HPCS_CONTAINER",
+            Kind::Secret => "HPCS_SECRET",
+        }
+    }
+}
+
+/// One archive to mount at `<mount root>/<name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountSpec {
+    pub kind: Kind,
+    /// Absolute path of the archive.
+    pub archive: String,
+    pub name: String,
+}
+
+/// Where hpcs-mount gets the archive keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// `-i FILE` (absolute path).
+    Identity(String),
+    /// `--vault [--audience AUD]`.
+    Vault { audience: Option<String> },
+}
+
+/// A fully checked job description.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    /// `#SBATCH` option words, one per line, already checked.
+    pub sbatch: Vec<String>,
+    pub mounts: Vec<MountSpec>,
+    pub key: KeySource,
+    /// Application argv (may contain {root}).
+    pub app: Vec<String>,
+    /// For a secret script: its path template, checked at run time.
+    pub secret_entry: Option<String>,
+    pub verify_input: Vec<String>,
+    pub verify_output: Vec<String>,
+    /// Mount root template (absolute; may contain %j and %u).
+    pub mount_root: String,
+    pub hpcs_mount: String,
+    pub mount_args: Vec<String>,
+    /// Mount through an srun step on every node.
+    pub srun: bool,
+    pub mount_timeout: u32,
+}
+
+impl JobSpec {
+    /// Checks `cli` and builds the spec.
+    pub fn from_cli(cli: &Cli) -> Result<JobSpec, Error> {
+        let mut mounts = Vec::new();
+        for d in &cli.data {
+            mounts.push(mount_spec(Kind::Data, d, None)?);
+        }
+        if let Some(c) = &cli.container {
+            mounts.push(mount_spec(Kind::Container, c, Some("container"))?);
+        }
+        let mut secret_entry = None;
+        let app = if let Some(s) = &cli.secret_script {
+            let m = mount_spec(Kind::Secret, s, Some("job"))?;
+            let entry = relative_entry(&cli.secret_entry)?;
+            let path = format!("{ROOT}/{}/{entry}", m.name);
+            mounts.push(m);
+            secret_entry = Some(path.clone());
+            let mut argv = vec![path];
+            argv.extend(cli.app_args.iter().cloned());
+            argv
+        } else {
+            let app = cli
+                .app
+                .clone()
+                .ok_or_else(|| invalid("give --app CMD or --secret-script ARCHIVE"))?;
+            if app.is_empty() {
+                return Err(invalid("--app is empty"));
+            }
+            let mut argv = vec![app];
+            argv.extend(cli.app_args.iter().cloned());
+            argv
+        };
+        for a in &app {
+            no_control("--app/--app-arg", a)?;
+        }
+        if mounts.is_empty() {
+            return Err(invalid(
+                "nothing to mount: give at least one --data, --container or --secret-script",
+            ));
+        }
+        for (i, m) in mounts.iter().enumerate() {
+            if mounts[..i].iter().any(|o| o.name == m.name) {
+                return Err(invalid(format!(
+                    "two archives would be mounted under the same name '{}': give distinct names with ARCHIVE:NAME",
+                    m.name
+                )));
+            }
+        }
+
+        let key = match (&cli.identity, cli.vault) {
+            (Some(id), false) => KeySource::Identity(identity_path(id)?),
+            (None, true) => {
+                if let Some(a) = &cli.audience {
+                    word("--audience", a, |c| {
+                        c.is_ascii_graphic() && c != '\'' && c != '"'
+                    })?;
+                }
+                KeySource::Vault {
+                    audience: cli.audience.clone(),
+                }
+            }
+            (None, false) => {
+                return Err(invalid(
+                    "give --identity FILE or --vault so that hpcs-mount can open the archives",
+                ))
+            }
+            (Some(_), true) => return Err(invalid("--identity and --vault exclude each other")),
+        };
+
+        let verify_input = cli
+            .verify_input
+            .iter()
+            .map(|s| script_path("--verify-input", s))
+            .collect::<Result<_, _>>()?;
+        let verify_output = cli
+            .verify_output
+            .iter()
+            .map(|s| script_path("--verify-output", s))
+            .collect::<Result<_, _>>()?;
+
+        let mount_root = mount_root(&cli.mount_root)?;
+        let hpcs_mount = program("--hpcs-mount", &cli.hpcs_mount)?;
+        for a in &cli.mount_args {
+            no_control("--mount-arg", a)?;
+        }
+        if cli.nodes == 0 {
+            return Err(invalid("--nodes must be at least 1"));
+        }
+        if cli.mount_timeout == 0 {
+            return Err(invalid("--mount-timeout must be at least 1 second"));
+        }
+
+        Ok(JobSpec {
+            sbatch: sbatch_lines(cli)?,
+            mounts,
+            key,
+            app,
+            secret_entry,
+            verify_input,
+            verify_output,
+            mount_root,
+            hpcs_mount,
+            mount_args: cli.mount_args.clone(),
+            srun: cli.srun || cli.nodes > 1,
+            mount_timeout: cli.mount_timeout,
+        })
+    }
+}
+
+/// The `#SBATCH` words for the scheduling flags, in a fixed order.
+fn sbatch_lines(cli: &Cli) -> Result<Vec<String>, Error> {
+    let mut v = Vec::new();
+    let simple = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    word("--job-name", &cli.job_name, simple)?;
+    v.push(format!("--job-name={}", cli.job_name));
+    v.push(format!("--nodes={}", cli.nodes));
+    if let Some(p) = &cli.partition {
+        word("--partition", p, |c| simple(c) || c == ',')?;
+        v.push(format!("--partition={p}"));
+    }
+    if let Some(t) = &cli.time {
+        word("--time", t, |c| c.is_ascii_digit() || c == ':' || c == '-')?;
+        v.push(format!("--time={t}"));
+    }
+    if let Some(a) = &cli.account {
+        word("--account", a, simple)?;
+        v.push(format!("--account={a}"));
+    }
+    if let Some(n) = &cli.nodelist {
+        word("--nodelist", n, |c| simple(c) || ",[]".contains(c))?;
+        v.push(format!("--nodelist={n}"));
+    }
+    if let Some(w) = &cli.workdir {
+        let abs = std::path::absolute(w)
+            .map_err(|e| invalid(format!("--workdir {}: {e}", w.display())))?;
+        if !abs.is_dir() {
+            return Err(invalid(format!(
+                "--workdir {}: not a directory (it must exist, on shared storage)",
+                abs.display()
+            )));
+        }
+        let s = utf8("--workdir", &abs)?;
+        word("--workdir", &s, |c| {
+            !c.is_whitespace() && !c.is_control() && !"'\"\\#".contains(c)
+        })?;
+        v.push(format!("--chdir={s}"));
+    }
+    for f in &cli.sbatch_flags {
+        if !f.starts_with('-') {
+            return Err(invalid(format!("--sbatch-flag {f:?}: an sbatch option starts with '-', e.g. --sbatch-flag=--mem=4G")));
+        }
+        if f.chars().any(|c| c.is_control()) || f.contains("  ") || f.ends_with(' ') {
+            return Err(invalid(format!(
+                "--sbatch-flag {f:?}: no control characters or runs of spaces allowed"
+            )));
+        }
+        v.push(f.clone());
+    }
+    Ok(v)
+}
+
+/// Parses `ARCHIVE[:NAME]` and checks the archive.
+fn mount_spec(kind: Kind, arg: &str, default_name: Option<&str>) -> Result<MountSpec, Error> {
+    let (path, name) = match arg.rsplit_once(':') {
+        Some((p, n)) if !p.is_empty() && valid_name(n) => (p, Some(n.to_string())),
+        _ => (arg, None),
+    };
+    let path = Path::new(path);
+    let abs = path
+        .canonicalize()
+        .map_err(|e| invalid(format!("archive {}: {e}", path.display())))?;
+    if !abs.is_file() {
+        return Err(invalid(format!(
+            "archive {}: not a regular file",
+            abs.display()
+        )));
+    }
+    let mut head = [0u8; 8];
+    File::open(&abs)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(|e| {
+            invalid(format!(
+                "archive {}: cannot read its header: {e}",
+                abs.display()
+            ))
+        })?;
+    if head != MAGIC {
+        return Err(invalid(format!(
+            "{} is not an hpcs archive (wrong magic bytes); pack data with `hpcs-pack pack`",
+            abs.display()
+        )));
+    }
+    let name = match (name, default_name) {
+        (Some(n), _) => n,
+        (None, Some(d)) => d.to_string(),
+        (None, None) => {
+            let stem = abs
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if !valid_name(&stem) {
+                return Err(invalid(format!(
+                    "cannot derive a mount name from {}: give one as ARCHIVE:NAME (letters, digits, . _ -)",
+                    abs.display()
+                )));
+            }
+            stem
+        }
+    };
+    let archive = utf8("archive", &abs)?;
+    no_control("archive path", &archive)?;
+    Ok(MountSpec {
+        kind,
+        archive,
+        name,
+    })
+}
+
+/// A mount name: 1..=64 of `[A-Za-z0-9._-]`, not `.` or `..`.
+pub fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n != "."
+        && n != ".."
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// A relative path inside an archive, without `..` or empty components.
+fn relative_entry(e: &str) -> Result<&str, Error> {
+    let ok = !e.is_empty()
+        && !e.starts_with('/')
+        && e.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && !e.chars().any(|c| c.is_control());
+    if ok {
+        Ok(e)
+    } else {
+        Err(invalid(format!(
+            "--secret-entry {e:?}: give a relative path inside the archive, like run.sh"
+        )))
+    }
+}
+
+/// An identity file: exists, is a file; absolute path. Warns if others can read it.
+fn identity_path(p: &Path) -> Result<String, Error> {
+    let abs = p
+        .canonicalize()
+        .map_err(|e| invalid(format!("--identity {}: {e}", p.display())))?;
+    let md = abs
+        .metadata()
+        .map_err(|e| invalid(format!("--identity {}: {e}", abs.display())))?;
+    if !md.is_file() {
+        return Err(invalid(format!(
+            "--identity {}: not a regular file",
+            abs.display()
+        )));
+    }
+    if md.permissions().mode() & 0o077 != 0 {
+        eprintln!(
+            "hpcs-job: warning: identity file {} is readable by group or others; chmod 600 it",
+            abs.display()
+        );
+    }
+    let s = utf8("--identity", &abs)?;
+    no_control("--identity", &s)?;
+    Ok(s)
+}
+
+/// A verification script: an executable file (absolute path), or a path
+/// containing {root} (inside a mount; checked at run time).
+fn script_path(flag: &str, s: &str) -> Result<String, Error> {
+    no_control(flag, s)?;
+    if s.contains(ROOT) {
+        return Ok(s.to_string());
+    }
+    let abs = Path::new(s)
+        .canonicalize()
+        .map_err(|e| invalid(format!("{flag} {s}: {e}")))?;
+    let md = abs
+        .metadata()
+        .map_err(|e| invalid(format!("{flag} {}: {e}", abs.display())))?;
+    if !md.is_file() {
+        return Err(invalid(format!(
+            "{flag} {}: not a regular file",
+            abs.display()
+        )));
+    }
+    if md.permissions().mode() & 0o111 == 0 {
+        return Err(invalid(format!(
+            "{flag} {}: not executable (chmod +x it)",
+            abs.display()
+        )));
+    }
+    utf8(flag, &abs)
+}
+
+/// The mount root template: absolute, plain characters, not `/`.
+fn mount_root(r: &str) -> Result<String, Error> {
+    let ok_chars = r
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-%+".contains(c));
+    let r = r.trim_end_matches('/');
+    if !r.starts_with('/') || r.is_empty() || !ok_chars || r.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "--mount-root {r:?}: give an absolute local directory made of letters, digits, / . _ - + and %j/%u"
+        )));
+    }
+    Ok(r.to_string())
+}
+
+/// A program: a name in PATH, or a path that must exist and be executable here.
+fn program(flag: &str, p: &str) -> Result<String, Error> {
+    no_control(flag, p)?;
+    if p.is_empty() {
+        return Err(invalid(format!("{flag} is empty")));
+    }
+    if !p.contains('/') {
+        return Ok(p.to_string());
+    }
+    let abs = std::path::absolute(p).map_err(|e| invalid(format!("{flag} {p}: {e}")))?;
+    let ok = abs
+        .metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false);
+    if !ok {
+        return Err(invalid(format!(
+            "{flag} {}: not an executable file",
+            abs.display()
+        )));
+    }
+    utf8(flag, &abs)
+}
+
+fn utf8(flag: &str, p: &Path) -> Result<String, Error> {
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| invalid(format!("{flag} {}: path is not valid UTF-8", p.display())))
+}
+
+fn no_control(flag: &str, s: &str) -> Result<(), Error> {
+    if s.chars().any(|c| c.is_control()) {
+        return Err(invalid(format!(
+            "{flag} {s:?}: control characters (newline, tab, ...) are not allowed"
+        )));
+    }
+    Ok(())
+}
+
+fn word(flag: &str, s: &str, ok: impl Fn(char) -> bool) -> Result<(), Error> {
+    if s.is_empty() || !s.chars().all(ok) {
+        return Err(invalid(format!(
+            "{flag} {s:?}: contains characters that are not allowed there"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    fn archive(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        let mut f = File::create(&p).expect("create");
+        f.write_all(&MAGIC).expect("write");
+        f.write_all(b"rest").expect("write");
+        p
+    }
+
+    fn exec_script(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, "#!/bin/sh\nexit 0\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        p
+    }
+
+    fn spec(args: &[&str]) -> Result<JobSpec, Error> {
+        let mut v = vec!["hpcs-job"];
+        v.extend_from_slice(args);
+        JobSpec::from_cli(&Cli::try_parse_from(v).expect("parses"))
+    }
+
+    #[test]
+    fn accepts_a_valid_job_and_derives_names() {
+        let d = tempfile::tempdir().expect("tmp");
+        let a = archive(d.path(), "genome.hpcs");
+        let c = archive(d.path(), "img.hpcs");
+        let id = exec_script(d.path(), "id.txt", 0o600);
+        let s = spec(&[
+            "--data",
+            a.to_str().unwrap(),
+            "--container",
+            &format!("{}:rootfs", c.display()),
+            "-i",
+            id.to_str().unwrap(),
+            "--app",
+            "cat",
+            "--app-arg",
+            "{root}/genome/x",
+        ])
+        .expect("valid");
+        assert_eq!(s.mounts.len(), 2);
+        assert_eq!(s.mounts[0].name, "genome");
+        assert_eq!(s.mounts[1].name, "rootfs");
+        assert_eq!(s.mounts[1].kind, Kind::Container);
+        assert!(s.mounts[0].archive.starts_with('/'));
+        assert!(!s.srun);
+        assert_eq!(s.app, vec!["cat", "{root}/genome/x"]);
+    }
+
+    #[test]
+    fn rejects_non_archives_missing_files_and_bad_scripts() {
+        let d = tempfile::tempdir().expect("tmp");
+        let a = archive(d.path(), "data.hpcs");
+        let not = d.path().join("plain.txt");
+        std::fs::write(&not, "hello world, not an archive").expect("write");
+        let id = exec_script(d.path(), "id.txt", 0o600);
+        let noexec = exec_script(d.path(), "check.sh", 0o644);
+        let (a, id) = (a.to_str().unwrap(), id.to_str().unwrap());
+
+        let e = spec(&["--data", not.to_str().unwrap(), "-i", id, "--app", "true"]).unwrap_err();
+        assert!(e.to_string().contains("not an hpcs archive"), "{e}");
+        assert_eq!(e.exit_code(), 3);
+        let e = spec(&["--data", "/nonexistent/x.hpcs", "-i", id, "--app", "true"]).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.hpcs"), "{e}");
+        let e = spec(&[
+            "--data",
+            a,
+            "-i",
+            id,
+            "--app",
+            "true",
+            "--verify-input",
+            noexec.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("not executable"), "{e}");
+        let e = spec(&["--data", a, "--app", "true"]).unwrap_err();
+        assert!(e.to_string().contains("--identity FILE or --vault"), "{e}");
+        let e = spec(&["--data", a, "--data", a, "-i", id, "--app", "true"]).unwrap_err();
+        assert!(e.to_string().contains("same name"), "{e}");
+        // a script inside a mount is checked at run time only
+        spec(&[
+            "--data",
+            a,
+            "-i",
+            id,
+            "--app",
+            "true",
+            "--verify-input",
+            "{root}/data/check.sh",
+        ])
+        .expect("ok");
+    }
+
+    #[test]
+    fn rejects_values_that_could_break_the_script() {
+        let d = tempfile::tempdir().expect("tmp");
+        let a = archive(d.path(), "data.hpcs");
+        let id = exec_script(d.path(), "id.txt", 0o600);
+        let (a, id) = (a.to_str().unwrap(), id.to_str().unwrap());
+        let base = ["--data", a, "-i", id, "--app", "true"];
+        for bad in [
+            ["--partition", "a b"],
+            ["--partition", "x\n#SBATCH --uid=0"],
+            ["--time", "1:00;id"],
+            ["--job-name", "a'b"],
+            ["--mount-root", "relative/dir"],
+            ["--mount-root", "/tmp/a b"],
+            ["--mount-root", "/tmp/../etc"],
+            ["--mount-root", "/"],
+            ["--sbatch-flag", "mem=4G"],
+            ["--sbatch-flag", "--mem=4G\n#SBATCH --x"],
+            ["--app-arg", "line\nbreak"],
+        ] {
+            let mut v = base.to_vec();
+            v.extend_from_slice(&bad);
+            let e = spec(&v).unwrap_err();
+            assert_eq!(e.exit_code(), 3, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn archive_name_parsing() {
+        let d = tempfile::tempdir().expect("tmp");
+        let a = archive(d.path(), "x.hpcs");
+        let m = mount_spec(Kind::Data, &format!("{}:in_1", a.display()), None).expect("ok");
+        assert_eq!(m.name, "in_1");
+        assert!(mount_spec(Kind::Data, &format!("{}:a/b", a.display()), None).is_err());
+        assert!(valid_name("a.b-c_d"));
+        for n in ["", ".", "..", "a/b", "a b", "ä"] {
+            assert!(!valid_name(n), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn secret_script_becomes_the_app_and_nodes_imply_srun() {
+        let d = tempfile::tempdir().expect("tmp");
+        let a = archive(d.path(), "data.hpcs");
+        let j = archive(d.path(), "job.hpcs");
+        let id = exec_script(d.path(), "id.txt", 0o600);
+        let s = spec(&[
+            "--data",
+            a.to_str().unwrap(),
+            "--secret-script",
+            j.to_str().unwrap(),
+            "-i",
+            id.to_str().unwrap(),
+            "--app-arg",
+            "--fast",
+            "--nodes",
+            "2",
+        ])
+        .expect("valid");
+        assert_eq!(s.app, vec!["{root}/job/run.sh", "--fast"]);
+        assert_eq!(s.secret_entry.as_deref(), Some("{root}/job/run.sh"));
+        assert!(s.srun);
+        assert!(s.sbatch.contains(&"--nodes=2".to_string()));
+        assert!(relative_entry("../x").is_err());
+        assert!(relative_entry("/abs").is_err());
+        assert!(relative_entry("bin/run").is_ok());
+    }
+}

@@ -1,0 +1,266 @@
+//! Command-line behaviour of the hpcs-job binary: exit codes, where the
+//! script goes (stdout, -o file with mode 0700, sbatch), and that a generated
+//! script runs its stages in order and cleans up, checked without Slurm by
+//! a stand-in hpcs-mount. The real Slurm + FUSE tests are tools/slurm/test.sh.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MAGIC: &[u8; 8] = b"\x89HPCS\r\n\x1a";
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let e = Env {
+            dir: tempfile::tempdir().expect("tmp"),
+        };
+        let mut a = MAGIC.to_vec();
+        a.extend_from_slice(b"body");
+        fs::write(e.p("data.hpcs"), &a).expect("write");
+        fs::write(e.p("id.txt"), "AGE-SECRET-KEY-1TEST\n").expect("write");
+        fs::set_permissions(e.p("id.txt"), fs::Permissions::from_mode(0o600)).expect("chmod");
+        e
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.p(name);
+        fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod");
+        p
+    }
+}
+
+fn hpcs_job(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hpcs-job"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+#[test]
+fn exit_codes() {
+    let e = Env::new();
+    // 2: usage (clap)
+    assert_eq!(hpcs_job(&["--bogus"]).status.code(), Some(2));
+    // 3: not an archive
+    fs::write(e.p("plain.hpcs"), "plaintext").expect("write");
+    let out = hpcs_job(&[
+        "--data",
+        s(&e.p("plain.hpcs")),
+        "-i",
+        s(&e.p("id.txt")),
+        "--app",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an hpcs archive"));
+    // 4: cannot write the script
+    let out = hpcs_job(&[
+        "--data",
+        s(&e.p("data.hpcs")),
+        "-i",
+        s(&e.p("id.txt")),
+        "--app",
+        "true",
+        "-o",
+        "/nonexistent/dir/job.sh",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 5: sbatch missing or refusing
+    let out = Command::new(env!("CARGO_BIN_EXE_hpcs-job"))
+        .args([
+            "--data",
+            s(&e.p("data.hpcs")),
+            "-i",
+            s(&e.p("id.txt")),
+            "--app",
+            "true",
+            "--submit",
+        ])
+        .env("HPCS_SBATCH", "/bin/false")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(5));
+    // --help lists the exit codes
+    let help = String::from_utf8_lossy(&hpcs_job(&["--help"]).stdout).into_owned();
+    assert!(
+        help.contains("202  an input verification script failed"),
+        "{help}"
+    );
+}
+
+#[test]
+fn writes_to_stdout_or_a_private_file_and_submits_through_sbatch() {
+    let e = Env::new();
+    let (data, id) = (e.p("data.hpcs"), e.p("id.txt"));
+    let base = ["--data", s(&data), "-i", s(&id), "--app", "true"];
+    let out = hpcs_job(&base);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("#!/bin/bash\n"));
+
+    let job = e.p("job.sh");
+    let mut args = base.to_vec();
+    args.extend(["-o", s(&job)]);
+    assert!(hpcs_job(&args).status.success());
+    assert_eq!(
+        fs::metadata(&job).expect("written").permissions().mode() & 0o777,
+        0o700
+    );
+
+    // A fake sbatch that records its arguments and stdin.
+    let log = e.p("sbatch.log");
+    let fake = e.script(
+        "sbatch",
+        &format!("echo \"$@\" > {0}; cat >> {0}; echo 4242", s(&log)),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_hpcs-job"))
+        .args(base)
+        .arg("--submit")
+        .env("HPCS_SBATCH", &fake)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "4242\n");
+    let logged = fs::read_to_string(&log).expect("log");
+    assert!(logged.starts_with("--parsable\n#!/bin/bash\n"), "{logged}");
+}
+
+/// Runs a generated script directly (no Slurm, no FUSE) in a private user and
+/// mount namespace (`unshare -rm`) with a stand-in hpcs-mount that mounts a
+/// tmpfs and runs the command: the stages run in order, a failing input check
+/// stops before the app with 202, and every mount, directory and temp dir is
+/// removed.
+#[test]
+fn generated_script_stages_and_cleanup_without_slurm() {
+    let e = Env::new();
+    let log = e.p("log");
+    let fake_mount = e.script(
+        "fake-mount",
+        // ARCHIVE MOUNTPOINT -i ID -- CMD...: record, then run CMD as a child.
+        &format!(
+            "echo \"mount $1 $2 $3\" >> {0}; mount -t tmpfs fake \"$2\" || exit 33; mp=$2\n\
+             while [ \"$1\" != -- ]; do shift; done; shift\n\
+             \"$@\" & c=$!; trap 'kill $c' TERM; wait $c; wait $c; umount \"$mp\" && echo unmount >> {0}",
+            s(&log)
+        ),
+    );
+    let ok = e.script("ok.sh", &format!("echo \"verify $1\" >> {}", s(&log)));
+    let bad = e.script("bad.sh", "exit 7");
+    let app = e.script("app.sh", &format!("echo \"app $HPCS_DATA\" >> {}", s(&log)));
+    let tmp = e.p("tmp");
+    fs::create_dir(&tmp).expect("mkdir");
+    let root = format!("{}/mnt-%j", e.dir.path().display());
+    let run = |verify: &Path, verify_out: &Path| {
+        let job = e.p("job.sh");
+        let _ = fs::remove_file(&job);
+        let out = hpcs_job(&[
+            "--data",
+            s(&e.p("data.hpcs")),
+            "-i",
+            s(&e.p("id.txt")),
+            "--hpcs-mount",
+            s(&fake_mount),
+            "--mount-root",
+            &root,
+            "--app",
+            s(&app),
+            "--verify-input",
+            s(verify),
+            "--verify-output",
+            s(verify_out),
+            "-o",
+            s(&job),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Command::new("unshare")
+            .args(["-rm", "bash"])
+            .arg(&job)
+            .env("TMPDIR", &tmp)
+            .env_remove("SLURM_JOB_ID")
+            .output()
+            .expect("bash")
+    };
+
+    let out = run(&ok, &ok);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let l = fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = l.lines().collect();
+    assert_eq!(lines.len(), 5, "{l}");
+    assert!(
+        lines[0].starts_with("mount ") && lines[0].ends_with(" -i"),
+        "{l}"
+    );
+    assert!(
+        lines[1].starts_with("verify ")
+            && lines[2].starts_with("app ")
+            && lines[2].ends_with("/data"),
+        "{l}"
+    );
+    assert!(
+        lines[3].starts_with("verify ") && lines[4] == "unmount",
+        "{l}"
+    );
+
+    fs::remove_file(&log).expect("rm");
+    let out = run(&bad, &ok);
+    assert_eq!(out.status.code(), Some(202));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("input verification FAILED") && err.contains("NOT started"),
+        "{err}"
+    );
+    let l = fs::read_to_string(&log).expect("log");
+    assert!(!l.contains("app "), "{l}");
+    assert!(l.ends_with("unmount\n"), "{l}");
+
+    // A failing output check: 203 after the app ran, still unmounted.
+    fs::remove_file(&log).expect("rm");
+    let out = run(&ok, &bad);
+    assert_eq!(out.status.code(), Some(203));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("output verification FAILED"), "{err}");
+    let l = fs::read_to_string(&log).expect("log");
+    assert!(l.contains("app ") && l.ends_with("unmount\n"), "{l}");
+
+    // Nothing left: no mount root, no private state dir.
+    let left: Vec<_> = fs::read_dir(e.dir.path())
+        .expect("ls")
+        .filter_map(|d| d.ok())
+        .filter(|d| d.file_name().to_string_lossy().starts_with("mnt-"))
+        .collect();
+    assert!(left.is_empty(), "mount roots left: {left:?}");
+    assert_eq!(
+        fs::read_dir(&tmp).expect("ls").count(),
+        0,
+        "temp dirs left in TMPDIR"
+    );
+}

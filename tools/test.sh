@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # The test command (README): set up, then run every test of the workspace
-# with both crypto backends. Missing prerequisites fail instead of skipping.
+# with both crypto backends, then the end-to-end Slurm workflow tests on a
+# real single-node cluster (root only). Missing prerequisites fail instead of
+# skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-export HPCS_REQUIRE_FUSE=1 HPCS_REQUIRE_BAO=1 HPCS_REQUIRE_AGE=1 HPCS_REQUIRE_BOTH_BACKENDS=1
+export HPCS_REQUIRE_FUSE=1 HPCS_REQUIRE_BAO=1 HPCS_REQUIRE_AGE=1 HPCS_REQUIRE_BOTH_BACKENDS=1 HPCS_REQUIRE_SHELLCHECK=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --features hpcs/rustcrypto --locked -- -D warnings
 cargo test --workspace --features hpcs/rustcrypto --locked "$@"
+if [[ $(id -u) -eq 0 ]]; then
+  HPCS_NO_BUILD=1 tools/slurm/test.sh
+else
+  echo "test: the Slurm workflow tests (tools/slurm/test.sh) need root; not run" >&2
+fi

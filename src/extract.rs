@@ -232,17 +232,24 @@ fn copy_file<S: Source>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), CopyError> {
     let mut off = 0u64;
-    while off < size {
-        let n = archive.read_at(id, off, buf).map_err(CopyError::Archive)?;
-        if n == 0 {
-            return Err(CopyError::Archive(crypto::Error::BadRequest));
+    let mut used = 0usize;
+    let result = (|| {
+        while off < size {
+            let n = archive.read_at(id, off, buf).map_err(CopyError::Archive)?;
+            if n == 0 {
+                return Err(CopyError::Archive(crypto::Error::BadRequest));
+            }
+            used = used.max(n);
+            w.write_all(&buf[..n]).map_err(CopyError::Write)?;
+            off += n as u64;
+            progress(n as u64);
         }
-        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
-        off += n as u64;
-        progress(n as u64);
-    }
-    zeroize::Zeroize::zeroize(buf);
-    Ok(())
+        Ok(())
+    })();
+    // Wipe only the plaintext this file left in the buffer (a full 4 MiB wipe
+    // per small file would dominate extracting millions of them).
+    zeroize::Zeroize::zeroize(&mut buf[..used]);
+    result
 }
 
 /// Writes file `id` to `w` (for `cat`), authenticating each piece before it

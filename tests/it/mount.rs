@@ -263,10 +263,11 @@ impl Mounted {
             Vec::<PathBuf>::new(),
             "test leaked fds"
         );
-        assert_eq!(
-            fd_count(self.pid()),
-            self.fds_at_start,
-            "daemon descriptor count changed while serving"
+        let now = fd_count(self.pid());
+        assert!(
+            now <= self.fds_at_start,
+            "daemon descriptors grew while serving: {} at start, {now} now",
+            self.fds_at_start
         );
         let out = Command::new(MOUNT)
             .arg("--unmount")
@@ -842,10 +843,18 @@ fn daemon_mode_returns_when_ready_and_fusermount_ends_it() {
         .trim()
         .parse()
         .unwrap();
-    let fds = fd_count(pid);
+    // Baseline after a first read: descriptors still settling right after
+    // readiness (the readiness pipe) must not count as a leak.
     assert_eq!(std::fs::read(s.mnt.join("one")).unwrap(), b"x");
+    let fds = fd_count(pid);
+    // Reading the whole tree opens every file: a per-open leak would show.
     assert_eq!(describe_tree(&s.mnt), describe_tree(&s.src));
-    assert_eq!(fd_count(pid), fds, "daemon leaked descriptors");
+    assert_eq!(describe_tree(&s.mnt), describe_tree(&s.src));
+    let after = fd_count(pid);
+    assert!(
+        after <= fds,
+        "daemon leaked descriptors: {fds} before, {after} after"
+    );
     let st = Command::new("fusermount3")
         .arg("-u")
         .arg(&s.mnt)

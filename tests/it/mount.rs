@@ -765,6 +765,43 @@ fn exec_mode_sigterm_stops_the_command_and_unmounts() {
 }
 
 #[test]
+fn exec_mode_command_dies_with_a_killed_hpcs_mount() {
+    need_fuse!();
+    let s = Sample::new(4096, |p| rich_tree(p, 4096));
+    let mut args = s.args();
+    args.extend([
+        "--".into(),
+        "sh".into(),
+        "-c".into(),
+        "echo $$; exec sleep 1000".into(),
+    ]);
+    let mut child = Command::new(MOUNT)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let cmd_pid: u32 = line.trim().parse().expect("the command printed its pid");
+    assert!(!process_gone(cmd_pid), "the command runs");
+    // SIGKILL: hpcs-mount gets no chance to stop the command itself.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until("the orphaned command to get SIGTERM", || {
+        process_gone(cmd_pid)
+    });
+    // The dead mount is detached by hand, as a job's cleanup would.
+    let _ = Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(&s.mnt)
+        .status();
+    wait_until("the dead mount to go", || !mounted(&s.mnt));
+}
+
+#[test]
 fn startup_errors_have_their_exit_codes_and_mount_nothing() {
     need_fuse!();
     let s = Sample::new(4096, |p| rich_tree(p, 4096));

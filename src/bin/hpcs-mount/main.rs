@@ -846,14 +846,24 @@ fn serve(
         let core = hardening.core_limit;
         let mut cmd = Command::new(&s.cmd[0]);
         cmd.args(&s.cmd[1..]).env_remove("NOTIFY_SOCKET");
-        // SAFETY: only async-signal-safe calls (setrlimit, sigprocmask)
-        // between fork and exec.
+        // CMD must not outlive a killed hpcs-mount (its mount would be dead and
+        // Slurm's default process tracking would not stop it): it gets SIGTERM
+        // when we die. We fork from the main thread, whose exit is ours.
+        // SAFETY: getpid is always safe to call.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: only async-signal-safe calls (setrlimit, sigprocmask,
+        // prctl, getppid, raise) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
                 libc::setrlimit(libc::RLIMIT_CORE, &core);
                 let mut empty: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut empty);
                 libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+                if libc::getppid() != parent {
+                    // We died between fork and prctl.
+                    libc::raise(libc::SIGTERM);
+                }
                 Ok(())
             });
         }

@@ -677,30 +677,50 @@ fn rewrap(a: cli::RewrapArgs) -> Result<(), Fail> {
     if !replace && std::fs::symlink_metadata(&out).is_ok() {
         return Err(hpcs::pack::PackError::OutputExists(out).into());
     }
+    write_with_header(&a.archive, &h, &new_header, &out, replace, &key)?;
+    if !a.quiet {
+        eprintln!(
+            "rewrapped {}: {} recipient(s); data region unchanged (archive id {})",
+            out.display(),
+            recipients.len(),
+            hex(&h.archive_id[..8])
+        );
+    }
+    Ok(())
+}
+
+/// Writes `src`'s streams after header `new` (replacing `old`) to `out`
+/// atomically: temp file, byte-for-byte copy of the data and index regions,
+/// sync, rename (replacing `out` only if `replace`). Then checks the result
+/// opens with `key`. Shared by `rewrap` and `register`.
+pub(crate) fn write_with_header(
+    src: &Path,
+    old: &hpcs::crypto::Header,
+    new: &hpcs::crypto::Header,
+    out: &Path,
+    replace: bool,
+    key: &DataKey,
+) -> Result<(), Fail> {
     let out_err =
         |e: std::io::Error| Fail::new(exit::OUTPUT, format!("cannot write {}: {e}", out.display()));
-    let tmp = hpcs::pack::TempOut::create(&out).map_err(out_err)?;
+    let tmp = hpcs::pack::TempOut::create(out).map_err(out_err)?;
     {
         let mut w = tmp.file();
-        w.write_all(&new_header.to_bytes()).map_err(out_err)?;
-        let mut src = std::fs::File::open(&a.archive).map_err(|e| {
-            Fail::new(
-                exit::INPUT,
-                format!("cannot open {}: {e}", a.archive.display()),
-            )
-        })?;
+        w.write_all(&new.to_bytes()).map_err(out_err)?;
+        let mut file = std::fs::File::open(src)
+            .map_err(|e| Fail::new(exit::INPUT, format!("cannot open {}: {e}", src.display())))?;
         use std::io::{Seek, SeekFrom};
-        src.seek(SeekFrom::Start(h.data_offset()))
+        file.seek(SeekFrom::Start(old.data_offset()))
             .map_err(|e| Fail::new(exit::INPUT, e.to_string()))?;
-        let want = h.archive_len() - h.data_offset();
+        let want = old.archive_len() - old.data_offset();
         // std::io::copy uses copy_file_range between files on Linux.
-        let n = std::io::copy(&mut (&mut src).take(want), &mut w).map_err(out_err)?;
+        let n = std::io::copy(&mut (&mut file).take(want), &mut w).map_err(out_err)?;
         if n != want {
             return Err(Fail::new(
                 exit::LENGTH,
                 format!(
-                    "{} changed while rewrapping; try again",
-                    a.archive.display()
+                    "{} changed while its header was rewritten; try again",
+                    src.display()
                 ),
             ));
         }
@@ -711,18 +731,11 @@ fn rewrap(a: cli::RewrapArgs) -> Result<(), Fail> {
             "interrupted; the archive was not changed",
         ));
     }
-    tmp.commit(&out, replace).map_err(out_err)?;
+    tmp.commit(out, replace).map_err(out_err)?;
     // Check what we wrote opens with the same key before reporting success.
-    let check = open_sealed(&out)?;
-    check.unlock(&key).map_err(|e| archive_fail(&out, &e))?;
-    if !a.quiet {
-        eprintln!(
-            "rewrapped {}: {} recipient(s); data region unchanged (archive id {})",
-            out.display(),
-            recipients.len(),
-            hex(&h.archive_id[..8])
-        );
-    }
+    open_sealed(out)?
+        .unlock(key)
+        .map_err(|e| archive_fail(out, &e))?;
     Ok(())
 }
 

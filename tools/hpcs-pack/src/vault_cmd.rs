@@ -4,13 +4,12 @@
 //! from the terminal or a file, never from the command line), and calls
 //! `hpcs::keys::vault`.
 
-use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use hpcs::crypto::header::{hex, STANZA_VAULT};
-use hpcs::crypto::{DataKey, Header, Stanza};
+use hpcs::crypto::{DataKey, Stanza};
 use hpcs::exit;
 use hpcs::keys::config::{self, Layer, Settings};
 use hpcs::keys::vault::{
@@ -327,7 +326,7 @@ pub fn register(a: RegisterArgs) -> Result<(), Fail> {
         let new_header = h
             .with_stanzas(&key, stanzas)
             .map_err(|e| super::archive_fail(&a.archive, &e))?;
-        rewrite_header(&a.archive, &h, &new_header, &key)?;
+        super::write_with_header(&a.archive, &h, &new_header, &a.archive, true, &key)?;
     }
     let st = reg.register(&ds, &key, &h.archive_id, &a.allow, a.replace)?;
     if !a.quiet {
@@ -339,48 +338,6 @@ pub fn register(a: RegisterArgs) -> Result<(), Fail> {
         );
         print_status(&st);
     }
-    Ok(())
-}
-
-/// Replaces `path`'s header by `new` (same data region), atomically.
-fn rewrite_header(path: &Path, old: &Header, new: &Header, key: &DataKey) -> Result<(), Fail> {
-    let out_err = |e: std::io::Error| {
-        Fail::new(
-            exit::OUTPUT,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    };
-    let tmp = hpcs::pack::TempOut::create(path).map_err(out_err)?;
-    {
-        let mut w = tmp.file();
-        w.write_all(&new.to_bytes()).map_err(out_err)?;
-        let mut src = std::fs::File::open(path)
-            .map_err(|e| Fail::new(exit::INPUT, format!("cannot open {}: {e}", path.display())))?;
-        src.seek(SeekFrom::Start(old.data_offset()))
-            .map_err(|e| Fail::new(exit::INPUT, e.to_string()))?;
-        let want = old.archive_len() - old.data_offset();
-        let n = std::io::copy(&mut (&mut src).take(want), &mut w).map_err(out_err)?;
-        if n != want {
-            return Err(Fail::new(
-                exit::LENGTH,
-                format!(
-                    "{} changed while its header was rewritten; try again",
-                    path.display()
-                ),
-            ));
-        }
-    }
-    if super::STOP.load(Ordering::Relaxed) {
-        return Err(Fail::new(
-            exit::INTERRUPTED,
-            "interrupted; the archive was not changed",
-        ));
-    }
-    tmp.commit(path, true).map_err(out_err)?;
-    let check = super::open_sealed(path)?;
-    check
-        .unlock(key)
-        .map_err(|e| super::archive_fail(path, &e))?;
     Ok(())
 }
 

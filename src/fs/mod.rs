@@ -131,7 +131,10 @@ pub fn log(level: u8, msg: std::fmt::Arguments<'_>) {
             1 => "info",
             _ => "debug",
         };
-        eprintln!("hpcs-mount: {tag}: {msg}");
+        // One write(2) per line: concurrent threads never interleave, and a
+        // reader of the log file never sees half a line.
+        let line = format!("hpcs-mount: {tag}: {msg}\n");
+        let _ = io::Write::write_all(&mut io::stderr().lock(), line.as_bytes());
     }
 }
 
@@ -486,17 +489,21 @@ impl<S: Source + 'static> HpcsFs<S> {
                 Err(f) => Err((f, reply)),
             }
         });
-        let failure = match res {
-            Ok(Ok(())) => None,
+        // The log line is written before the error reply, so whoever sees the
+        // EIO can already find its explanation in the log.
+        match res {
+            Ok(Ok(())) => {}
             Ok(Err((f, reply))) => {
+                let line = f.error_line(&inner.path_of(archive, id));
+                log(0, format_args!("{line}; read returned EIO"));
                 reply.error(f.error.errno());
-                Some(f.error_line(&inner.path_of(archive, id)))
+                return;
             }
-            Err(e) => Some(format!("{}: {e:?}", inner.path_of(archive, id))),
-        };
-        if let Some(line) = failure {
-            log(0, format_args!("{line}; read returned EIO"));
-            return;
+            Err(e) => {
+                let path = inner.path_of(archive, id);
+                log(0, format_args!("{path}: {e:?}; read returned EIO"));
+                return;
+            }
         }
         self.maybe_prefetch(archive, id, fh, (base, fsize), offset, n as u64);
     }

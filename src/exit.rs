@@ -39,6 +39,12 @@ pub const HEADER: u8 = 13;
 pub const LENGTH: u8 = 14;
 /// A chunk of the index or the data failed authentication (tampered).
 pub const PAYLOAD: u8 = 15;
+/// hpcs-pack results: some results are incomplete or missing (the job was
+/// interrupted, or files were deleted from the results directory).
+pub const RESULTS_INCOMPLETE: u8 = 16;
+/// hpcs-pack results: a result or manifest failed authentication (modified,
+/// forged, or from another run).
+pub const RESULTS_TAMPERED: u8 = 17;
 /// hpcs-mount: /dev/fuse is missing or cannot be opened.
 pub const NO_FUSE: u8 = 30;
 /// hpcs-mount: the mount point does not exist or is not a directory.
@@ -58,6 +64,9 @@ pub const DAEMON_FAILED: u8 = 37;
 /// hpcs-mount: the watched process (--watch-pid, default the parent) exited,
 /// so the mount was removed.
 pub const WATCHED_EXITED: u8 = 38;
+/// hpcs-mount: the results directory (--output) is unusable, or its
+/// manifest could not be written.
+pub const RESULTS_WRITE: u8 = 39;
 /// Vault: unreachable or unavailable (refused, 5xx, 429) for the whole retry budget.
 pub const VAULT_UNREACHABLE: u8 = 40;
 /// Vault: access denied (permission denied, login refused, identity not trusted).
@@ -121,6 +130,14 @@ pub const TABLE: &[(u8, &str)] = &[
     (LENGTH, "the archive is truncated or has data appended"),
     (PAYLOAD, "a chunk of the archive failed authentication"),
     (
+        RESULTS_INCOMPLETE,
+        "hpcs-pack results: some results are incomplete or missing (interrupted job)",
+    ),
+    (
+        RESULTS_TAMPERED,
+        "hpcs-pack results: a result or manifest failed authentication",
+    ),
+    (
         NO_FUSE,
         "hpcs-mount: /dev/fuse is missing or cannot be opened",
     ),
@@ -155,6 +172,10 @@ pub const TABLE: &[(u8, &str)] = &[
     (
         WATCHED_EXITED,
         "hpcs-mount: the watched process exited, so the mount was removed",
+    ),
+    (
+        RESULTS_WRITE,
+        "hpcs-mount: the results directory (--output) is unusable or its manifest was not written",
     ),
     (
         VAULT_UNREACHABLE,

@@ -13,4 +13,5 @@ pub mod extract;
 pub mod fs;
 pub mod keys;
 pub mod pack;
+pub mod results;
 pub mod secmem;

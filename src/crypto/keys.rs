@@ -64,6 +64,7 @@ impl DataKey {
             data: expand(b"hpcs/v1 data"),
             index: expand(b"hpcs/v1 index"),
             notes: expand(b"hpcs/v1 notes"),
+            results: expand(b"hpcs/v1 results-mac"),
         }
     }
 }
@@ -96,6 +97,9 @@ pub struct DerivedKeys {
     pub index: SubKey,
     /// AEAD key of sealed stanzas (random nonces).
     pub notes: SubKey,
+    /// HMAC key authenticating a job's encrypted results as written by a
+    /// holder of this archive's key (`crate::results`).
+    pub results: SubKey,
 }
 
 /// Compares two byte strings in constant time (for MACs and key checks).

@@ -13,7 +13,7 @@ use zeroize::Zeroize;
 use super::aead::{Backend, TAG_LEN};
 use super::header::{Header, PREFIX_LEN};
 use super::index::{Kind, NodeId, Tree};
-use super::keys::DataKey;
+use super::keys::{DataKey, SubKey};
 use super::offsets::Geometry;
 use super::source::Source;
 use super::stream::{StreamKey, StreamKind};
@@ -92,6 +92,7 @@ impl<S: Source> SealedArchive<S> {
             header: h,
             data,
             tree,
+            results: SubKey::from_bytes(*keys.results.expose()),
         };
         // The end first: the final data chunk must authenticate as final.
         let last = archive.data.geometry().chunk_count() - 1;
@@ -119,12 +120,19 @@ pub struct Archive<S> {
     header: Header,
     data: StreamKey,
     tree: Tree,
+    results: SubKey,
 }
 
 impl<S: Source> Archive<S> {
     /// The authenticated header.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The key that authenticates encrypted job results produced by a job
+    /// that held this archive's key (FORMAT.md "Keys", `crate::results`).
+    pub fn results_key(&self) -> &SubKey {
+        &self.results
     }
 
     /// The directory tree.

@@ -35,13 +35,18 @@ pub struct Inodes {
     bases: Vec<u64>,
     /// Entries per archive.
     lens: Vec<u64>,
+    /// Whether inode 1 is the synthetic top directory.
+    top: bool,
 }
 
 impl Inodes {
-    /// Numbering for archives with `lens[k]` entries each.
-    pub fn new(lens: &[usize]) -> Inodes {
+    /// Numbering for archives with `lens[k]` entries each; a synthetic top
+    /// directory lists them by name unless there is exactly one and
+    /// `force_top` is false.
+    pub fn new(lens: &[usize], force_top: bool) -> Inodes {
+        let top = force_top || lens.len() != 1;
         let mut bases = Vec::with_capacity(lens.len());
-        let mut next = if lens.len() == 1 { 1u64 } else { 2u64 };
+        let mut next = if top { 2u64 } else { 1u64 };
         for &l in lens {
             bases.push(next);
             next += l as u64;
@@ -49,12 +54,13 @@ impl Inodes {
         Inodes {
             bases,
             lens: lens.iter().map(|&l| l as u64).collect(),
+            top,
         }
     }
 
     /// True when a synthetic top directory lists several archives.
     pub fn has_top(&self) -> bool {
-        self.bases.len() != 1
+        self.top
     }
 
     /// The inode of entry `id` of `archive`.
@@ -150,8 +156,8 @@ pub fn entry_attr(ino: u64, node: &Node, symlink_len: usize, owner: &Owner) -> F
     }
 }
 
-/// Attributes of the synthetic top directory.
-pub fn top_attr(owner: &Owner, archives: usize) -> FileAttr {
+/// Attributes of the synthetic top directory (`entries` directories in it).
+pub fn top_attr(owner: &Owner, entries: usize) -> FileAttr {
     FileAttr {
         ino: INodeNo(1),
         size: 0,
@@ -162,7 +168,7 @@ pub fn top_attr(owner: &Owner, archives: usize) -> FileAttr {
         crtime: UNIX_EPOCH,
         kind: FileType::Directory,
         perm: 0o555,
-        nlink: 2 + archives as u32,
+        nlink: 2 + entries as u32,
         uid: owner.uid,
         gid: owner.gid,
         rdev: 0,
@@ -180,7 +186,7 @@ mod tests {
 
     #[test]
     fn single_archive_root_is_inode_one() {
-        let i = Inodes::new(&[5]);
+        let i = Inodes::new(&[5], false);
         assert!(!i.has_top());
         assert_eq!(i.ino(0, 0), 1);
         assert_eq!(i.ino(0, 4), 5);
@@ -192,7 +198,7 @@ mod tests {
 
     #[test]
     fn several_archives_share_one_numbering() {
-        let i = Inodes::new(&[3, 2, 4]);
+        let i = Inodes::new(&[3, 2, 4], false);
         assert!(i.has_top());
         let cases = [
             (0, None),
@@ -212,6 +218,16 @@ mod tests {
                 assert_eq!(i.ino(archive, id), ino);
             }
         }
+    }
+
+    #[test]
+    fn one_named_archive_can_sit_under_a_top() {
+        let i = Inodes::new(&[3], true);
+        assert!(i.has_top());
+        assert_eq!(i.resolve(1), Some(Ino::Top));
+        assert_eq!(i.resolve(2), Some(Ino::Entry { archive: 0, id: 0 }));
+        assert_eq!(i.ino(0, 2), 4);
+        assert_eq!(i.resolve(5), None);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum FsError {
     Archive(FormatError),
     /// A bug: a panic was caught or an invariant did not hold.
     Internal(&'static str),
+    /// From the results directory, already an errno.
+    Output(Errno),
 }
 
 impl FsError {
@@ -46,6 +48,7 @@ impl FsError {
             FsError::BadHandle => Errno::EBADF,
             FsError::Range => Errno::EINVAL,
             FsError::Archive(_) | FsError::Internal(_) => Errno::EIO,
+            FsError::Output(e) => *e,
         }
     }
 }

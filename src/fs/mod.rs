@@ -16,6 +16,7 @@ pub mod attr;
 pub mod bench;
 pub mod cache;
 pub mod errors;
+pub mod output;
 pub mod read;
 pub mod readahead;
 
@@ -44,11 +45,21 @@ use crate::secmem::{Region, SlotArena};
 use attr::{Ino, Inodes, Owner};
 use cache::ChunkCache;
 use errors::FsError;
+use output::{is_output, Output, OUTPUT_INO};
 use read::DataPath;
 use readahead::Sequential;
 
 /// How long the kernel may cache names and attributes (archives are immutable).
 const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Archive entries never change; the results directory does.
+fn ttl(ino: INodeNo) -> Duration {
+    if is_output(ino.0) {
+        Duration::ZERO
+    } else {
+        TTL
+    }
+}
 
 /// Largest read the kernel sends (fs.fuse.max_pages_limit = 256 pages).
 const MAX_REQUEST: usize = 1 << 20;
@@ -86,6 +97,9 @@ pub struct MountConfig {
     pub fsname: String,
     /// 0 = warnings only, 1 = info, 2 = debug.
     pub verbosity: u8,
+    /// Show a single archive under its name in a top directory (as several
+    /// archives always are) instead of at the mount point itself.
+    pub force_top: bool,
 }
 
 impl Default for MountConfig {
@@ -105,6 +119,7 @@ impl Default for MountConfig {
             null_data: false,
             fsname: "hpcs".into(),
             verbosity: 0,
+            force_top: false,
         }
     }
 }
@@ -178,6 +193,8 @@ struct Inner<S> {
     inflight: AtomicUsize,
     /// Resolved at FUSE init from `cfg.direct_io` and the kernel's abilities.
     direct_io: AtomicBool,
+    /// The write-only results directory under the top, if any.
+    output: Option<Output>,
 }
 
 /// The filesystem. Cheap to clone a [`FsHandle`] from for shutdown.
@@ -185,9 +202,12 @@ pub struct HpcsFs<S> {
     inner: Arc<Inner<S>>,
 }
 
-/// A handle kept by the binary to wipe the cache before exiting.
+/// A handle kept by the binary to wipe the cache and close the results
+/// directory before exiting.
 pub struct FsHandle {
     wipe: Box<dyn Fn() + Send + Sync>,
+    open_outputs: Box<dyn Fn() -> usize + Send + Sync>,
+    close_output: Box<dyn Fn(bool) -> Option<output::CloseReport> + Send + Sync>,
 }
 
 impl FsHandle {
@@ -195,13 +215,27 @@ impl FsHandle {
     pub fn wipe(&self) {
         (self.wipe)();
     }
+
+    /// Files of the results directory still open for writing.
+    pub fn open_outputs(&self) -> usize {
+        (self.open_outputs)()
+    }
+
+    /// Ends the results directory and writes its manifest (see
+    /// [`Output::close`]); `None` without one.
+    pub fn close_output(&self, finish_open: bool) -> Option<output::CloseReport> {
+        (self.close_output)(finish_open)
+    }
 }
 
 impl<S: Source + 'static> HpcsFs<S> {
     /// Builds the filesystem. Fails only if the cache memory cannot be mapped.
+    /// `output` adds a write-only results directory of that name to the top
+    /// directory (RESULTS.md).
     pub fn new(
         archives: Vec<MountedArchive<S>>,
         cfg: MountConfig,
+        output: Option<(String, crate::results::Run)>,
     ) -> io::Result<(HpcsFs<S>, CacheInfo)> {
         set_verbosity(cfg.verbosity);
         let mut names = Vec::new();
@@ -233,7 +267,18 @@ impl<S: Source + 'static> HpcsFs<S> {
             gid: cfg.gid,
             blksize: chunk.clamp(4096, MAX_REQUEST as u64) as u32,
         };
-        let inodes = Inodes::new(&list.iter().map(|a| a.tree().len()).collect::<Vec<_>>());
+        let inodes = Inodes::new(
+            &list.iter().map(|a| a.tree().len()).collect::<Vec<_>>(),
+            cfg.force_top || output.is_some(),
+        );
+        if let Some((name, _)) = &output {
+            if names.iter().any(|n| n == name) {
+                return Err(io::Error::other(format!(
+                    "the output directory {name:?} has the name of an archive"
+                )));
+            }
+        }
+        let output = output.map(|(name, run)| Output::new(name, run, owner));
         let pool = if cfg.readahead_bytes > 0 && !cfg.null_data {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(cfg.prefetch_threads.max(1))
@@ -257,15 +302,22 @@ impl<S: Source + 'static> HpcsFs<S> {
             pool,
             inflight: AtomicUsize::new(0),
             direct_io: AtomicBool::new(cfg_direct == Some(true)),
+            output,
         });
         Ok((HpcsFs { inner }, info))
     }
 
     /// A handle to wipe the cache at shutdown.
     pub fn handle(&self) -> FsHandle {
-        let inner = Arc::clone(&self.inner);
+        let (a, b, c) = (
+            Arc::clone(&self.inner),
+            Arc::clone(&self.inner),
+            Arc::clone(&self.inner),
+        );
         FsHandle {
-            wipe: Box::new(move || inner.data.cache().clear()),
+            wipe: Box::new(move || a.data.cache().clear()),
+            open_outputs: Box::new(move || b.output.as_ref().map_or(0, |o| o.open_files())),
+            close_output: Box::new(move |finish| c.output.as_ref().map(|o| o.close(finish))),
         }
     }
 }
@@ -273,10 +325,17 @@ impl<S: Source + 'static> HpcsFs<S> {
 /// The fuser session configuration for `cfg`: read-only, nosuid, nodev,
 /// noatime, kernel permission checks, owner-only unless asked otherwise,
 /// multi-threaded dispatch with one cloned /dev/fuse fd per thread.
-pub fn fuser_config(cfg: &MountConfig) -> fuser::Config {
+///
+/// With a results directory (`writable`), the mount is read-write and every
+/// callback outside that directory refuses changes with EROFS itself.
+pub fn fuser_config(cfg: &MountConfig, writable: bool) -> fuser::Config {
     let mut c = fuser::Config::default();
     c.mount_options = vec![
-        MountOption::RO,
+        if writable {
+            MountOption::RW
+        } else {
+            MountOption::RO
+        },
         MountOption::NoSuid,
         MountOption::NoDev,
         MountOption::NoAtime,
@@ -303,7 +362,8 @@ pub fn mount<S: Source + 'static>(
     mountpoint: &Path,
     cfg: &MountConfig,
 ) -> io::Result<fuser::Session<HpcsFs<S>>> {
-    fuser::Session::new(fs, mountpoint, &fuser_config(cfg))
+    let writable = fs.inner.output.is_some();
+    fuser::Session::new(fs, mountpoint, &fuser_config(cfg, writable))
 }
 
 thread_local! {
@@ -344,6 +404,11 @@ fn guarded(op: &str, f: impl FnOnce()) {
 }
 
 impl<S: Source + 'static> Inner<S> {
+    /// The results directory, if `ino` is in it.
+    fn output_of(&self, ino: u64) -> Option<&Output> {
+        self.output.as_ref().filter(|_| is_output(ino))
+    }
+
     fn resolve(&self, ino: INodeNo) -> Result<Ino, FsError> {
         self.inodes.resolve(ino.0).ok_or(FsError::NotFound)
     }
@@ -377,15 +442,31 @@ impl<S: Source + 'static> Inner<S> {
     }
 
     fn getattr(&self, ino: INodeNo) -> Result<fuser::FileAttr, FsError> {
+        if let Some(o) = self.output_of(ino.0) {
+            return o.getattr(ino.0).map_err(FsError::Output);
+        }
         match self.resolve(ino)? {
-            Ino::Top => Ok(attr::top_attr(&self.owner, self.names.len())),
+            Ino::Top => Ok(attr::top_attr(
+                &self.owner,
+                self.names.len() + usize::from(self.output.is_some()),
+            )),
             Ino::Entry { archive, id } => self.attr_of(archive, id),
         }
     }
 
     fn lookup(&self, parent: INodeNo, name: &OsStr) -> Result<fuser::FileAttr, FsError> {
+        if let Some(o) = self.output_of(parent.0) {
+            return o.lookup(parent.0, name).map_err(FsError::Output);
+        }
         match self.resolve(parent)? {
             Ino::Top => {
+                if let Some(o) = self
+                    .output
+                    .as_ref()
+                    .filter(|o| o.name().as_bytes() == name.as_bytes())
+                {
+                    return o.getattr(OUTPUT_INO).map_err(FsError::Output);
+                }
                 let k = self
                     .names
                     .iter()
@@ -418,6 +499,12 @@ impl<S: Source + 'static> Inner<S> {
     }
 
     fn open(&self, ino: INodeNo, flags: OpenFlags) -> Result<(FileHandle, FopenFlags), FsError> {
+        if let Some(o) = self.output_of(ino.0) {
+            let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+            o.open(ino.0, write).map_err(FsError::Output)?;
+            // No page cache: the bytes go straight to the encrypting writer.
+            return Ok((FileHandle(0), FopenFlags::FOPEN_DIRECT_IO));
+        }
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return Err(FsError::ReadOnly);
         }
@@ -464,6 +551,10 @@ impl<S: Source + 'static> Inner<S> {
 impl<S: Source + 'static> HpcsFs<S> {
     fn read_impl(&self, ino: INodeNo, fh: FileHandle, offset: u64, size: u32, reply: ReplyData) {
         let inner = &self.inner;
+        if inner.output_of(ino.0).is_some() {
+            // Results are encrypted to the user: the node cannot read them.
+            return reply.error(Errno::EACCES);
+        }
         let (archive, id, node) = match inner.entry(ino) {
             Ok(x) => x,
             Err(e) => return reply.error(e.errno()),
@@ -565,6 +656,21 @@ impl<S: Source + 'static> HpcsFs<S> {
 
     fn readdir_impl(&self, ino: INodeNo, offset: u64, mut reply: ReplyDirectory) {
         let inner = &self.inner;
+        if let Some(o) = inner.output_of(ino.0) {
+            match o.readdir(ino.0, offset) {
+                Ok(entries) => {
+                    for (k, (i, kind, name)) in entries.iter().enumerate() {
+                        let next = offset + k as u64 + 1;
+                        if reply.add(INodeNo(*i), next, *kind, OsStr::from_bytes(name)) {
+                            break;
+                        }
+                    }
+                    reply.ok();
+                }
+                Err(e) => reply.error(e),
+            }
+            return;
+        }
         let resolved = match inner.resolve(ino) {
             Ok(r) => r,
             Err(e) => return reply.error(e.errno()),
@@ -573,7 +679,8 @@ impl<S: Source + 'static> HpcsFs<S> {
         let mut idx = offset;
         match resolved {
             Ino::Top => {
-                let total = 2 + inner.names.len() as u64;
+                let out = inner.output.as_ref().map(|o| o.name().as_bytes());
+                let total = 2 + inner.names.len() as u64 + u64::from(out.is_some());
                 while idx < total {
                     let (ino_k, kind, name): (u64, FileType, &[u8]) = match idx {
                         0 => (1, FileType::Directory, b"."),
@@ -586,7 +693,10 @@ impl<S: Source + 'static> HpcsFs<S> {
                                     FileType::Directory,
                                     n.as_bytes(),
                                 ),
-                                None => break,
+                                None => match out {
+                                    Some(n) => (OUTPUT_INO, FileType::Directory, n),
+                                    None => break,
+                                },
                             }
                         }
                     };
@@ -671,6 +781,10 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
             }
         }
         let _ = config.set_max_background(64);
+        if self.inner.output.is_some() {
+            // Large writes into the results directory (the default is 128 KiB).
+            let _ = config.set_max_write(MAX_REQUEST as u32);
+        }
         let mmap_ok = config
             .capabilities()
             .contains(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
@@ -698,14 +812,14 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || match self.inner.lookup(parent, name) {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Ok(a) => reply.entry(&ttl(a.ino), &a, Generation(0)),
             Err(e) => reply.error(e.errno()),
         });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         guarded("getattr", || match self.inner.getattr(ino) {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok(a) => reply.attr(&ttl(a.ino), &a),
             Err(e) => reply.error(e.errno()),
         });
     }
@@ -752,7 +866,7 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
@@ -760,7 +874,10 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         reply: ReplyEmpty,
     ) {
         guarded("release", || {
-            self.inner.release(fh);
+            match self.inner.output_of(ino.0) {
+                Some(o) => o.release(ino.0),
+                None => self.inner.release(fh),
+            }
             reply.ok();
         });
     }
@@ -778,6 +895,9 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         guarded("opendir", || match self.inner.getattr(ino) {
+            Ok(a) if a.kind == FileType::Directory && is_output(ino.0) => {
+                reply.opened(FileHandle(0), FopenFlags::empty())
+            }
             Ok(a) if a.kind == FileType::Directory => reply.opened(
                 FileHandle(0),
                 FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
@@ -829,6 +949,17 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         guarded("access", || {
+            if let Some(o) = self.inner.output_of(ino.0) {
+                return match o.getattr(ino.0) {
+                    Ok(a)
+                        if a.kind == FileType::RegularFile && mask.contains(AccessFlags::R_OK) =>
+                    {
+                        reply.error(Errno::EACCES)
+                    }
+                    Ok(_) => reply.ok(),
+                    Err(e) => reply.error(e),
+                };
+            }
             if mask.contains(AccessFlags::W_OK) {
                 return reply.error(Errno::EROFS);
             }
@@ -858,19 +989,20 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         }
     }
 
-    // Everything below would modify the tree: EROFS (the kernel already
-    // refuses most of it on a read-only mount).
+    // Everything below modifies the tree: the results directory handles it,
+    // everything else is read-only (EROFS; the kernel already refuses most
+    // of it when the mount is read-only).
 
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
         _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -879,32 +1011,69 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("setattr", || {
+            let Some(o) = self.inner.output_of(ino.0) else {
+                return reply.error(Errno::EROFS);
+            };
+            let owner = uid.is_some_and(|u| u != self.inner.owner.uid)
+                || gid.is_some_and(|g| g != self.inner.owner.gid);
+            let mtime = mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => SystemTime::now(),
+            });
+            match o.setattr(ino.0, mode, size, owner, mtime) {
+                Ok(a) => reply.attr(&Duration::ZERO, &a),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn mknod(
         &self,
         _req: &Request,
-        _p: INodeNo,
+        p: INodeNo,
         _n: &OsStr,
         _m: u32,
         _u: u32,
         _r: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EROFS);
+        // Regular files come through create(); nothing else is stored.
+        reply.error(if is_output(p.0) {
+            Errno::EPERM
+        } else {
+            Errno::EROFS
+        });
     }
 
-    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
-        reply.error(Errno::EROFS);
+    fn mkdir(&self, _req: &Request, p: INodeNo, n: &OsStr, m: u32, umask: u32, reply: ReplyEntry) {
+        guarded("mkdir", || match self.inner.output_of(p.0) {
+            Some(o) => match o.mkdir(p.0, n, m & !umask) {
+                Ok(a) => reply.entry(&Duration::ZERO, &a, Generation(0)),
+                Err(e) => reply.error(e),
+            },
+            None => reply.error(Errno::EROFS),
+        });
     }
 
-    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn unlink(&self, _req: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        guarded("unlink", || match self.inner.output_of(p.0) {
+            Some(o) => match o.unlink(p.0, n) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            },
+            None => reply.error(Errno::EROFS),
+        });
     }
 
-    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn rmdir(&self, _req: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        guarded("rmdir", || match self.inner.output_of(p.0) {
+            Some(o) => match o.rmdir(p.0, n) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            },
+            None => reply.error(Errno::EROFS),
+        });
     }
 
     fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
@@ -914,14 +1083,29 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
     fn rename(
         &self,
         _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _np: INodeNo,
-        _nn: &OsStr,
-        _f: RenameFlags,
+        p: INodeNo,
+        n: &OsStr,
+        np: INodeNo,
+        nn: &OsStr,
+        f: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("rename", || {
+            match (self.inner.output_of(p.0), is_output(np.0)) {
+                (Some(o), true) => {
+                    if f.contains(RenameFlags::RENAME_EXCHANGE) {
+                        return reply.error(Errno::EINVAL);
+                    }
+                    let noreplace = f.contains(RenameFlags::RENAME_NOREPLACE);
+                    match o.rename(p.0, n, np.0, nn, noreplace) {
+                        Ok(()) => reply.ok(),
+                        Err(e) => reply.error(e),
+                    }
+                }
+                (Some(_), false) => reply.error(Errno::EXDEV),
+                (None, _) => reply.error(Errno::EROFS),
+            }
+        });
     }
 
     fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
@@ -931,16 +1115,22 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        offset: u64,
+        data: &[u8],
         _wf: WriteFlags,
         _flags: OpenFlags,
         _lo: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("write", || match self.inner.output_of(ino.0) {
+            Some(o) => match o.write(ino.0, offset, data) {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(e),
+            },
+            None => reply.error(Errno::EROFS),
+        });
     }
 
     fn setxattr(
@@ -963,27 +1153,43 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
     fn create(
         &self,
         _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
+        p: INodeNo,
+        n: &OsStr,
+        m: u32,
+        umask: u32,
         _f: i32,
         reply: fuser::ReplyCreate,
     ) {
-        reply.error(Errno::EROFS);
+        guarded("create", || match self.inner.output_of(p.0) {
+            Some(o) => match o.create(p.0, n, m & !umask) {
+                Ok(a) => reply.created(
+                    &Duration::ZERO,
+                    &a,
+                    Generation(0),
+                    FileHandle(0),
+                    FopenFlags::FOPEN_DIRECT_IO,
+                ),
+                Err(e) => reply.error(e),
+            },
+            None => reply.error(Errno::EROFS),
+        });
     }
 
     fn fallocate(
         &self,
         _req: &Request,
-        _i: INodeNo,
+        i: INodeNo,
         _fh: FileHandle,
         _o: u64,
         _l: u64,
         _m: i32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EROFS);
+        reply.error(if is_output(i.0) {
+            Errno::EOPNOTSUPP
+        } else {
+            Errno::EROFS
+        });
     }
 
     fn copy_file_range(
@@ -992,13 +1198,19 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         _ino_in: INodeNo,
         _fh_in: FileHandle,
         _offset_in: u64,
-        _ino_out: INodeNo,
+        ino_out: INodeNo,
         _fh_out: FileHandle,
         _offset_out: u64,
         _len: u64,
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        reply.error(Errno::EROFS);
+        // Into the results directory: EXDEV makes cp and friends fall back
+        // to read and write.
+        reply.error(if is_output(ino_out.0) {
+            Errno::EXDEV
+        } else {
+            Errno::EROFS
+        });
     }
 }

@@ -17,13 +17,18 @@ use crate::crypto::DataKey;
 /// A parsed recipient with the text it came from.
 pub struct Recipient {
     text: String,
-    inner: Box<dyn age::Recipient + Send>,
+    inner: Box<dyn age::Recipient + Send + Sync>,
 }
 
 impl Recipient {
     /// The recipient as written by the user (public key string).
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// The recipient for the `age` crate's encryptor.
+    pub fn as_age(&self) -> &dyn age::Recipient {
+        &*self.inner
     }
 }
 
@@ -37,13 +42,14 @@ impl std::fmt::Debug for Recipient {
 /// Parses an X25519 (`age1…`) or SSH (`ssh-ed25519 …`, `ssh-rsa …`) recipient.
 pub fn parse_recipient(s: &str) -> Result<Recipient, KeyError> {
     let t = s.trim();
-    let inner: Box<dyn age::Recipient + Send> = if let Ok(r) = age::x25519::Recipient::from_str(t) {
-        Box::new(r)
-    } else if let Ok(r) = age::ssh::Recipient::from_str(t) {
-        Box::new(r)
-    } else {
-        return Err(KeyError::BadRecipient(t.to_string()));
-    };
+    let inner: Box<dyn age::Recipient + Send + Sync> =
+        if let Ok(r) = age::x25519::Recipient::from_str(t) {
+            Box::new(r)
+        } else if let Ok(r) = age::ssh::Recipient::from_str(t) {
+            Box::new(r)
+        } else {
+            return Err(KeyError::BadRecipient(t.to_string()));
+        };
     Ok(Recipient {
         text: t.to_string(),
         inner,
@@ -73,6 +79,18 @@ pub fn read_recipients_file(path: &std::path::Path) -> Result<Vec<Recipient>, Ke
 /// Identities loaded from one or more identity files.
 pub struct Identities {
     list: Vec<Box<dyn age::Identity>>,
+}
+
+impl Identities {
+    /// The identities for the `age` crate's decryptor.
+    pub fn as_age(&self) -> impl Iterator<Item = &dyn age::Identity> {
+        self.list.iter().map(|i| &**i as _)
+    }
+
+    /// Adds the identities of `other`.
+    pub fn extend(&mut self, other: Identities) {
+        self.list.extend(other.list);
+    }
 }
 
 impl std::fmt::Debug for Identities {

@@ -7,5 +7,6 @@ mod util;
 mod format;
 mod mount;
 mod pack_cli;
+mod results;
 mod vault;
 mod vectors;

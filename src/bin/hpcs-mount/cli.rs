@@ -66,6 +66,34 @@ pub struct Cli {
     #[arg(long = "archive", value_name = "NAME=ARCHIVE")]
     pub archives: Vec<String>,
 
+    /// Add a write-only results directory NAME next to the archives; every
+    /// file written there is encrypted as it is written, into DIR.
+    ///
+    /// DIR (typically on shared storage) receives one age file per result,
+    /// encrypted to --output-recipient and authenticated with the key of the
+    /// first --archive, plus a manifest when the mount ends cleanly. Nothing
+    /// written there can be read back on the node; files are written
+    /// sequentially and once. On the secure device: `hpcs-pack results
+    /// decrypt DIR -o DEST --archive ARCHIVE -i IDENTITY`. Needs --archive.
+    #[arg(long = "output", value_name = "NAME=DIR", requires = "archives")]
+    pub output: Option<String>,
+
+    /// Recipient of the results (age1…, ssh-ed25519 …, ssh-rsa …; repeatable).
+    #[arg(
+        long = "output-recipient",
+        value_name = "RECIPIENT",
+        requires = "output"
+    )]
+    pub output_recipients: Vec<String>,
+
+    /// File of results recipients, one per line (as `age -R` reads; repeatable).
+    #[arg(
+        long = "output-recipients-file",
+        value_name = "FILE",
+        requires = "output"
+    )]
+    pub output_recipients_files: Vec<PathBuf>,
+
     /// Upper bound of the decrypted-chunk cache shared by all open files.
     ///
     /// Held in locked memory (never swapped) and excluded from core dumps;
@@ -194,4 +222,6 @@ Before mounting: 2 bad command line, 3 archive unreadable, 8 identity unusable,
 130 interrupted before the mount was ready. Vault: 40 unreachable, 41 denied,
 42 SVID expired, 43 wrong audience, 44 unknown dataset, 45 key revoked,
 46 not the current version (rollback), 47 no SPIFFE Workload API or identity,
-48 bad Vault/SPIFFE configuration. Full list: README (EXIT CODES).";
+48 bad Vault/SPIFFE configuration. 7 bad --output-recipient, 39 results
+directory (--output) unusable or its manifest not written.
+Full list: README (EXIT CODES).";

@@ -29,6 +29,7 @@ use hpcs::crypto::{DataKey, FileSource, Header, SealedArchive, Source};
 use hpcs::exit;
 use hpcs::fs::{self as hfs, bench::ShapedSource, HpcsFs, MountConfig, MountedArchive};
 use hpcs::keys::{self, Identities};
+use hpcs::results;
 use hpcs::secmem;
 
 use cli::Cli;
@@ -74,6 +75,9 @@ struct Settings {
     shape: Option<(Duration, Option<u64>)>,
     /// Vault/SPIFFE key source options.
     vault: vault_key::VaultMountArgs,
+    /// Results directory: (name under the root, directory on storage,
+    /// recipients).
+    output: Option<(String, PathBuf, Vec<keys::Recipient>)>,
 }
 
 /// Things that make the main loop act.
@@ -193,6 +197,15 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
         }
         (list, m)
     };
+    let output = match &cli.output {
+        None => None,
+        Some(o) => Some(output_settings(
+            o,
+            &cli.output_recipients,
+            &cli.output_recipients_files,
+            &archives,
+        )?),
+    };
     let cache_bytes = size_arg("--cache-size", &cli.cache_size)?;
     let readahead_bytes = size_arg("--readahead", &cli.readahead)?;
     let kernel_readahead = size_arg("--kernel-readahead", &cli.kernel_readahead)?;
@@ -249,6 +262,7 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
         allow_root: cli.allow_root,
         null_data: cli.bench_null,
         verbosity: cli.verbose,
+        force_top: !cli.archives.is_empty(),
         ..MountConfig::default()
     };
     Ok(Settings {
@@ -265,7 +279,87 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
         log_file: cli.log_file,
         shape,
         vault: cli.vault,
+        output,
     })
+}
+
+/// Checks `--output NAME=DIR` and its recipients.
+fn output_settings(
+    o: &str,
+    recipient_args: &[String],
+    recipient_files: &[PathBuf],
+    archives: &[(String, PathBuf)],
+) -> Result<(String, PathBuf, Vec<keys::Recipient>), Fail> {
+    let usage = |m: String| Fail::new(exit::USAGE, m);
+    let (name, dir) = o.split_once('=').ok_or_else(|| {
+        usage(format!(
+            "--output {o:?}: expected NAME=DIR, e.g. output=$HOME/results/$SLURM_JOB_ID"
+        ))
+    })?;
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.len() > 255 {
+        return Err(usage(format!(
+            "--output {o:?}: NAME must be a plain file name (no '/', not '.' or '..')"
+        )));
+    }
+    if archives.iter().any(|(n, _)| n == name) {
+        return Err(usage(format!(
+            "--output: the name {name:?} is already an --archive name"
+        )));
+    }
+    let mut recipients = Vec::new();
+    for r in recipient_args {
+        recipients.push(
+            keys::parse_recipient(r).map_err(|e| Fail::new(exit::for_key(&e), e.to_string()))?,
+        );
+    }
+    for f in recipient_files {
+        recipients.extend(
+            keys::read_recipients_file(f)
+                .map_err(|e| Fail::new(exit::for_key(&e), e.to_string()))?,
+        );
+    }
+    if recipients.is_empty() {
+        return Err(usage(
+            "--output needs --output-recipient RECIPIENT or --output-recipients-file FILE: the results are encrypted to you".into(),
+        ));
+    }
+    let dir = PathBuf::from(dir);
+    let unusable = |why: String| {
+        Fail::new(
+            exit::RESULTS_WRITE,
+            format!(
+                "--output: cannot write results into {}: {why}",
+                dir.display()
+            ),
+        )
+    };
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(unusable("not a directory".into())),
+        Err(e) => {
+            return Err(unusable(format!(
+                "{e} (create it first, e.g. mkdir -p {})",
+                dir.display()
+            )))
+        }
+    }
+    // Probe: a results directory that cannot take a file fails now, not
+    // after the job has run.
+    let probe = dir.join(format!(".hpcs-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| unusable(e.to_string()))?;
+    Ok((name.to_string(), dir, recipients))
+}
+
+/// This node's name, for the results manifest.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "-".into())
 }
 
 /// Forks for --daemon (before any thread exists), redirects logs, then runs.
@@ -768,7 +862,34 @@ fn serve(
             format!("interrupted by signal {sig} before mounting"),
         ));
     }
-    let (fs, cache) = HpcsFs::new(archives, s.fs.clone())
+    let output = match s.output.take() {
+        None => None,
+        Some((name, dir, recipients)) => {
+            let first = &archives[0].archive;
+            let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "-".into());
+            let run = results::Run::new(
+                &dir,
+                recipients,
+                first.results_key(),
+                first.header().archive_id,
+                host_name(),
+                job,
+            )
+            .map_err(|e| {
+                Fail::new(
+                    exit::RESULTS_WRITE,
+                    format!("--output: cannot use {}: {e}", dir.display()),
+                )
+            })?;
+            info!(
+                "results directory {name}: encrypted into {} (run {})",
+                dir.display(),
+                results::hex(&run.info().run)
+            );
+            Some((name, run))
+        }
+    };
+    let (fs, cache) = HpcsFs::new(archives, s.fs.clone(), output)
         .map_err(|e| Fail::new(exit::INTERNAL, format!("cannot set up the cache: {e}")))?;
     if !cache.locked && !locked_all {
         warn!("the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
@@ -880,7 +1001,8 @@ fn serve(
             }
             Err(e) => {
                 let name = s.cmd[0].to_string_lossy().into_owned();
-                shutdown(&mut unmounter, &mountpoint, &rx, &wiper);
+                let ended = shutdown(&mut unmounter, &mountpoint, &rx, &wiper);
+                cleanup(&s, &wiper, ended, exit::CMD_NOT_STARTED);
                 return Err(Fail::new(
                     exit::CMD_NOT_STARTED,
                     format!("cannot run {name}: {e}"),
@@ -939,8 +1061,7 @@ fn serve(
             Event::SessionEnded => {
                 if child_pid.is_none() {
                     info!("{} was unmounted; exiting", mountpoint.display());
-                    cleanup(&s, &wiper);
-                    return Ok(exit::OK);
+                    return Ok(cleanup(&s, &wiper, true, exit::OK));
                 }
                 warn!(
                     "{} was unmounted while the command was still running",
@@ -957,25 +1078,59 @@ fn serve(
         }
     };
     sd_notify("STOPPING=1");
-    shutdown(&mut unmounter, &mountpoint, &rx, &wiper);
-    cleanup(&s, &wiper);
-    Ok(code)
+    let ended = shutdown(&mut unmounter, &mountpoint, &rx, &wiper);
+    Ok(cleanup(&s, &wiper, ended, code))
 }
 
-fn cleanup(s: &Settings, wiper: &hfs::FsHandle) {
+/// Closes the results directory (manifest), wipes the cache, removes the
+/// pidfile. `ended`: the FUSE session is over, so no file can still be open.
+/// Returns the exit code: `code`, or 39 if the results were not closed
+/// properly and nothing worse happened.
+fn cleanup(s: &Settings, wiper: &hfs::FsHandle, ended: bool, code: u8) -> u8 {
+    let mut code = code;
+    if let Some(r) = wiper.close_output(ended) {
+        match &r.manifest {
+            Ok(p) => info!(
+                "results: {} file(s) finished, manifest {}",
+                r.files,
+                p.display()
+            ),
+            Err(e) => {
+                warn!("results: cannot write the manifest: {e}; the results will be reported incomplete");
+                if code == exit::OK {
+                    code = exit::RESULTS_WRITE;
+                }
+            }
+        }
+        if !r.incomplete.is_empty() {
+            warn!(
+                "results: {} file(s) were still open and are incomplete: {}",
+                r.incomplete.len(),
+                r.incomplete.join(", ")
+            );
+        }
+    }
     wiper.wipe();
     if let Some(p) = &s.pidfile {
         let _ = std::fs::remove_file(p);
     }
+    code
 }
 
-/// Unmounts (lazily if busy) and waits, bounded, for the session to end.
+/// Unmounts (lazily if busy) and waits, bounded, for the session to end;
+/// true if it did.
 fn shutdown(
     unmounter: &mut fuser::SessionUnmounter,
     mnt: &Path,
     rx: &Receiver<Event>,
     wiper: &hfs::FsHandle,
-) {
+) -> bool {
+    // Results files closed just before we got here have their release on its
+    // way: let it arrive (tearing the connection down would drop it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wiper.open_outputs() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let wait = match unmounter.unmount() {
         Ok(()) => Duration::from_secs(10),
         Err(e) => {
@@ -990,12 +1145,12 @@ fn shutdown(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(Event::SessionEnded) => return,
+            Ok(Event::SessionEnded) => return true,
             Ok(_) => continue,
             Err(_) => {
                 info!("files are still open under the detached mount; exiting anyway");
                 wiper.wipe();
-                return;
+                return false;
             }
         }
     }

@@ -39,6 +39,51 @@ pub enum Command {
     Revoke(crate::cli_vault::RevokeArgs),
     /// Prepare a Vault/OpenBao for hpcs (administrator, once; idempotent).
     VaultSetup(crate::cli_vault::SetupArgs),
+    /// Check or decrypt a job's encrypted results (written through
+    /// `hpcs-mount --output`).
+    #[command(subcommand)]
+    Results(ResultsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ResultsCommand {
+    /// Check every result in DIR: complete and authentic, incomplete
+    /// (interrupted job), or tampered; decrypts nothing to disk.
+    Verify(ResultsArgs),
+    /// Decrypt the complete, authentic results in DIR into DEST (existing
+    /// files are never overwritten) and report the others.
+    Decrypt(ResultsDecryptArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ResultsArgs {
+    /// The directory the job wrote its results into (`hpcs-mount --output
+    /// NAME=DIR`), or a copy of it.
+    pub dir: PathBuf,
+
+    /// The archive the job mounted first: its key proves the results come
+    /// from the job and not from anyone who knows your public key.
+    #[arg(long = "archive", value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+
+    #[command(flatten)]
+    pub id: IdentityArgs,
+
+    /// Print only problems.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ResultsDecryptArgs {
+    #[command(flatten)]
+    pub common: ResultsArgs,
+
+    /// Directory to write the results into (created if missing). With
+    /// results from several mounts (e.g. several nodes), each mount's files
+    /// go under HOST-RUNID/.
+    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    pub output: PathBuf,
 }
 
 #[derive(Args, Debug)]

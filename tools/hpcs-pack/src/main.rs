@@ -4,6 +4,7 @@
 
 mod cli;
 mod cli_vault;
+mod results_cmd;
 mod vault_cmd;
 
 use std::io::{IsTerminal, Write};
@@ -106,6 +107,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Allow(a) => vault_cmd::allow(a),
         Command::Revoke(a) => vault_cmd::revoke(a),
         Command::VaultSetup(a) => vault_cmd::setup(a),
+        Command::Results(c) => results_cmd::run(c),
     }
 }
 

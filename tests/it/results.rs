@@ -1,0 +1,474 @@
+//! Integration tests: encrypted results through a real FUSE mount
+//! (`hpcs-mount --output`) and `hpcs-pack results verify|decrypt`.
+
+#![cfg(feature = "fuse")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::util::*;
+
+const MOUNT: &str = env!("CARGO_BIN_EXE_hpcs-mount");
+const CANARY: &str = "CANARY-7f3a9c-results-never-in-plaintext";
+
+fn fuse_ok() -> bool {
+    if Path::new("/dev/fuse").exists() {
+        return true;
+    }
+    if std::env::var("HPCS_REQUIRE_FUSE").as_deref() == Ok("1") {
+        panic!("/dev/fuse is missing but HPCS_REQUIRE_FUSE=1");
+    }
+    eprintln!("skipping results test: /dev/fuse is missing");
+    false
+}
+
+/// An archive, an identity that opens it and receives the results, a
+/// results directory and a mount point.
+struct Job {
+    dir: tempfile::TempDir,
+    archive: PathBuf,
+    identity: PathBuf,
+    recipient: String,
+    results: PathBuf,
+    mnt: PathBuf,
+    big: PathBuf,
+}
+
+impl Job {
+    fn new() -> Job {
+        let dir = tmpdir();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("one"), noise(1, 70_000)).unwrap();
+        let (identity, recipient) = identity_file(dir.path(), "id.txt");
+        let archive = dir.path().join("data.hpcs");
+        pack_lib(
+            &src,
+            &archive,
+            65536,
+            hpcs::crypto::Suite::Aes256Gcm,
+            &recipient,
+        );
+        let results = dir.path().join("results");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&results).unwrap();
+        std::fs::create_dir(&mnt).unwrap();
+        // Outside the results directory, input for the job to copy.
+        let big = dir.path().join("big.in");
+        std::fs::write(&big, noise(2, 20 << 20)).unwrap();
+        Job {
+            dir,
+            archive,
+            identity,
+            recipient,
+            results,
+            mnt,
+            big,
+        }
+    }
+
+    /// hpcs-mount in exec mode running `script` (with $M the mount point).
+    fn run(&self, script: &str) -> Output {
+        self.command(script).output().unwrap()
+    }
+
+    fn command(&self, script: &str) -> Command {
+        let mut c = Command::new(MOUNT);
+        c.arg("--archive")
+            .arg(format!("data={}", self.archive.display()))
+            .arg(&self.mnt)
+            .arg("-i")
+            .arg(&self.identity)
+            .arg("--output")
+            .arg(format!("out={}", self.results.display()))
+            .args(["--output-recipient", &self.recipient])
+            .args(["--", "sh", "-c", script])
+            .env("M", &self.mnt)
+            .env("BIG", &self.big)
+            .env("CANARY", CANARY)
+            .env("R", &self.results)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn results_cmd(&self, verb: &str, extra: &[&Path]) -> Output {
+        let mut c = Command::new(bin("hpcs-pack"));
+        c.args(["results", verb])
+            .arg(&self.results)
+            .arg("--archive")
+            .arg(&self.archive)
+            .arg("-i")
+            .arg(&self.identity);
+        for (k, p) in extra.iter().enumerate() {
+            if k == 0 {
+                c.arg("-o");
+            }
+            c.arg(p);
+        }
+        run(&mut c)
+    }
+
+    fn verify(&self) -> (i32, String) {
+        let o = self.results_cmd("verify", &[]);
+        (
+            o.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn mounted(mnt: &Path) -> bool {
+    let canon = mnt.canonicalize().unwrap_or_else(|_| mnt.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(m) == canon))
+}
+
+/// True if any file under `dir` contains `needle`.
+fn contains_anywhere(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            contains_anywhere(&p, needle)
+        } else {
+            let d = std::fs::read(&p).unwrap_or_default();
+            d.windows(needle.len()).any(|w| w == needle)
+        }
+    })
+}
+
+/// The job of the first test: every kind of write a job does.
+const FULL_JOB: &str = r#"
+set -u
+printf '%s\n' "$CANARY" > "$M/out/r1.txt" || exit 10
+mkdir -p "$M/out/sub/deep" && mkdir "$M/out/empty" || exit 11
+cat "$BIG" > "$M/out/sub/deep/big.bin" || exit 12
+if cat "$M/out/r1.txt" >/dev/null 2>&1; then exit 13; fi
+echo tmp > "$M/out/t.tmp" && mv "$M/out/t.tmp" "$M/out/final.txt" || exit 14
+echo gone > "$M/out/gone.txt" && rm "$M/out/gone.txt" || exit 15
+printf x | dd of="$M/out/seek.bin" bs=1 seek=10 conv=notrunc 2>&1 | grep -q 'Illegal seek' || exit 16
+if echo x > "$M/data/new" 2>/dev/null; then exit 17; fi
+cp "$M/data/one" "$M/out/copied" || exit 18
+if echo again >> "$M/out/r1.txt" 2>/dev/null; then exit 19; fi
+ls "$M/out" | sort | tr '\n' ' '
+"#;
+
+#[test]
+fn results_are_encrypted_on_write_and_decrypt_on_the_secure_side() {
+    if !fuse_ok() {
+        return;
+    }
+    let j = Job::new();
+    let o = j.run(FULL_JOB);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "copied empty final.txt r1.txt seek.bin sub ",
+        "{}",
+        text(&o)
+    );
+    assert!(!mounted(&j.mnt));
+    // Shared storage holds only age files and the manifest: no names, no
+    // plaintext.
+    assert!(!contains_anywhere(&j.results, CANARY.as_bytes()));
+    assert!(!contains_anywhere(&j.results, b"final.txt"));
+    let names: Vec<String> = std::fs::read_dir(&j.results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("manifest-")).count(),
+        1
+    );
+    assert!(names.iter().all(|n| n.ends_with(".age")), "{names:?}");
+
+    let (code, out) = j.verify();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("manifest authentic, 5 of 5 result(s) complete"),
+        "{out}"
+    );
+
+    let dest = j.dir.path().join("decrypted");
+    let o = j.results_cmd("decrypt", &[&dest]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("r1.txt")).unwrap(),
+        format!("{CANARY}\n")
+    );
+    assert_eq!(
+        std::fs::read(dest.join("sub/deep/big.bin")).unwrap(),
+        std::fs::read(&j.big).unwrap()
+    );
+    assert_eq!(std::fs::read(dest.join("final.txt")).unwrap(), b"tmp\n");
+    assert_eq!(
+        std::fs::read(dest.join("copied")).unwrap(),
+        noise(1, 70_000)
+    );
+    assert_eq!(std::fs::read(dest.join("seek.bin")).unwrap(), b"");
+    assert!(dest.join("empty").is_dir());
+    assert!(!dest.join("gone.txt").exists());
+    assert!(!dest.join("t.tmp").exists());
+    // Decrypting again never overwrites.
+    let o = j.results_cmd("decrypt", &[&dest]);
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::OUTPUT_EXISTS as i32),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(dest.join("final.txt")).unwrap(), b"tmp\n");
+}
+
+#[test]
+fn tampered_missing_forged_and_foreign_results_are_reported() {
+    if !fuse_ok() {
+        return;
+    }
+    let j = Job::new();
+    let o = j.run(
+        r#"echo first > "$M/out/a.txt" && cat "$BIG" > "$M/out/b.bin" && echo third > "$M/out/c.txt""#,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(j.verify().0, 0);
+    let objects: Vec<PathBuf> = std::fs::read_dir(&j.results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("manifest-")
+        })
+        .collect();
+    let big = objects
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap()
+        .clone();
+    let orig = std::fs::read(&big).unwrap();
+
+    // One flipped bit in the middle of an object.
+    let mut bad = orig.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x20;
+    std::fs::write(&big, &bad).unwrap();
+    let (code, out) = j.verify();
+    assert_eq!(code, hpcs::exit::RESULTS_TAMPERED as i32, "{out}");
+    assert!(out.contains("TAMPERED"), "{out}");
+    // Decrypt writes the good ones, not the bad one.
+    let dest = j.dir.path().join("dec1");
+    let o = j.results_cmd("decrypt", &[&dest]);
+    assert_eq!(o.status.code(), Some(hpcs::exit::RESULTS_TAMPERED as i32));
+    assert_eq!(std::fs::read(dest.join("a.txt")).unwrap(), b"first\n");
+    assert!(!dest.join("b.bin").exists());
+
+    // Truncated.
+    std::fs::write(&big, &orig[..orig.len() - 1000]).unwrap();
+    assert_eq!(j.verify().0, hpcs::exit::RESULTS_TAMPERED as i32);
+
+    // Deleted: the manifest notices.
+    std::fs::remove_file(&big).unwrap();
+    let (code, out) = j.verify();
+    assert_eq!(code, hpcs::exit::RESULTS_INCOMPLETE as i32, "{out}");
+    assert!(out.contains("MISSING     b.bin"), "{out}");
+    std::fs::write(&big, &orig).unwrap();
+    assert_eq!(j.verify().0, 0);
+
+    // Forged: encrypted to the user's (public) recipient and naming the
+    // right archive, but without the archive's key.
+    let forger = hpcs::results::Run::new(
+        &j.results,
+        vec![hpcs::keys::parse_recipient(&j.recipient).unwrap()],
+        &hpcs::crypto::keys::SubKey::from_bytes([9; 32]),
+        archive_id(&j.archive),
+        "evil".into(),
+        "1".into(),
+    )
+    .unwrap();
+    let mut w = forger.create().unwrap();
+    w.write(b"forged result").unwrap();
+    let f = w.finish(b"a.txt", 0o644).unwrap();
+    let (code, out) = j.verify();
+    assert_eq!(code, hpcs::exit::RESULTS_TAMPERED as i32, "{out}");
+    assert!(out.contains("failed authentication"), "{out}");
+    std::fs::remove_file(j.results.join(&f.object)).unwrap();
+
+    // The archive given must be the one the job mounted.
+    let other = j.dir.path().join("other.hpcs");
+    let osrc = j.dir.path().join("osrc");
+    std::fs::create_dir(&osrc).unwrap();
+    pack_lib(
+        &osrc,
+        &other,
+        65536,
+        hpcs::crypto::Suite::Aes256Gcm,
+        &j.recipient,
+    );
+    let o = run(Command::new(bin("hpcs-pack"))
+        .args(["results", "verify"])
+        .arg(&j.results)
+        .arg("--archive")
+        .arg(&other)
+        .arg("-i")
+        .arg(&j.identity));
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::WRONG_KEY as i32),
+        "{}",
+        text(&o)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("mounted first"));
+}
+
+fn archive_id(p: &Path) -> [u8; 32] {
+    let src = hpcs::crypto::FileSource::open(p).unwrap();
+    hpcs::crypto::SealedArchive::open(src)
+        .unwrap()
+        .header()
+        .archive_id
+}
+
+#[test]
+fn an_interrupted_job_leaves_complete_results_and_reports_the_rest() {
+    if !fuse_ok() {
+        return;
+    }
+    let j = Job::new();
+    // The mount is killed while a file is half written (and a finished one
+    // is already there: the script waits for its object to be renamed, as
+    // the release of a closed file reaches the daemon asynchronously).
+    let st = j
+        .command(
+            r#"echo done > "$M/out/complete.txt" || exit 10
+n=0
+until ls "$R" | grep -q '[0-9a-f]\.age$'; do n=$((n+1)); [ $n -gt 6000 ] && exit 11; sleep 0.01; done
+exec 3> "$M/out/partial.bin"
+head -c 300000 "$BIG" >&3
+kill -9 $PPID
+exec sleep 5"#,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.signal_code(), Some(libc::SIGKILL), "{st}");
+    // The dead mount stays until detached.
+    let _ = Command::new("umount").arg("-l").arg(&j.mnt).status();
+    let _ = Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(&j.mnt)
+        .stderr(Stdio::null())
+        .status();
+    assert!(!mounted(&j.mnt));
+    let (code, out) = j.verify();
+    assert_eq!(code, hpcs::exit::RESULTS_INCOMPLETE as i32, "{out}");
+    assert!(out.contains("NO MANIFEST"), "{out}");
+    assert!(out.contains("INCOMPLETE"), "{out}");
+    assert!(out.contains("ok          complete.txt"), "{out}");
+    let dest = j.dir.path().join("dec");
+    let o = j.results_cmd("decrypt", &[&dest]);
+    assert_eq!(o.status.code(), Some(hpcs::exit::RESULTS_INCOMPLETE as i32));
+    assert_eq!(std::fs::read(dest.join("complete.txt")).unwrap(), b"done\n");
+    assert!(!dest.join("partial.bin").exists());
+    // The partial object holds no plaintext either.
+    assert!(!contains_anywhere(&j.results, &noise(2, 64)[..]));
+}
+
+trait SignalCode {
+    fn signal_code(&self) -> Option<i32>;
+}
+
+impl SignalCode for std::process::ExitStatus {
+    fn signal_code(&self) -> Option<i32> {
+        std::os::unix::process::ExitStatusExt::signal(self)
+    }
+}
+
+#[test]
+fn output_options_are_checked_before_mounting() {
+    let j = Job::new();
+    let base = |extra: &[&str]| {
+        let mut c = Command::new(MOUNT);
+        c.arg("--archive")
+            .arg(format!("data={}", j.archive.display()))
+            .arg(&j.mnt)
+            .arg("-i")
+            .arg(&j.identity)
+            .args(extra)
+            .args(["--", "true"]);
+        run(&mut c)
+    };
+    let res = format!("out={}", j.results.display());
+    let cases: Vec<(Vec<&str>, u8, &str)> = vec![
+        (
+            vec!["--output", &res],
+            hpcs::exit::USAGE,
+            "--output-recipient",
+        ),
+        (
+            vec!["--output", "out", "--output-recipient", &j.recipient],
+            hpcs::exit::USAGE,
+            "NAME=DIR",
+        ),
+        (
+            vec!["--output", "data=/tmp", "--output-recipient", &j.recipient],
+            hpcs::exit::USAGE,
+            "already an --archive name",
+        ),
+        (
+            vec!["--output", &res, "--output-recipient", "age1nope"],
+            hpcs::exit::BAD_RECIPIENT,
+            "age1nope",
+        ),
+        (
+            vec![
+                "--output",
+                "out=/nonexistent/results",
+                "--output-recipient",
+                &j.recipient,
+            ],
+            hpcs::exit::RESULTS_WRITE,
+            "mkdir -p",
+        ),
+    ];
+    for (args, code, msg) in cases {
+        let o = base(&args);
+        assert_eq!(o.status.code(), Some(code as i32), "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(msg),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    // --output needs named archives (it sits next to them).
+    let o = run(Command::new(MOUNT).arg(&j.archive).arg(&j.mnt).args([
+        "--output",
+        &res,
+        "--output-recipient",
+        &j.recipient,
+    ]));
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::USAGE as i32),
+        "{}",
+        text(&o)
+    );
+    assert!(std::fs::read_dir(&j.results).unwrap().next().is_none());
+}

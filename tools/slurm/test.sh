@@ -9,7 +9,9 @@
 # "secure device" side ($W/secure, the only place plaintext may exist), then
 # submits generated jobs and checks:
 #   1. success: input/output verification run, the app reads the data through
-#      the mount (prints the canary file's sha256, never the canary itself);
+#      the mount (prints the canary file's sha256, never the canary itself)
+#      and copies the canary into its encrypted results directory, which
+#      decrypts on the secure side to the same bytes;
 #   2. a failing input verification aborts with exit 202 and a clear message
 #      before the app runs (the app's marker file does not exist);
 #   3. scancel of a running job leaves no hpcs-mount process and no mount;
@@ -240,8 +242,14 @@ run_suite() { # run_suite LABEL [extra hpcs-job flags...]
     say "$label: success with verification"
     id=$(submit "$@" --data "$SHARED/data.hpcs" --verify-input "$SHARED/verify-in.sh" \
         --verify-output "$SHARED/verify-out.sh" --app /bin/sh --app-arg -c \
-        --app-arg 'sha256sum "$1/data/canary.txt" | tee result.txt' --app-arg app --app-arg '{root}')
+        --results "$SHARED/results/%j" --results-recipient "$RECIPIENT" \
+        --app-arg 'sha256sum "$1/data/canary.txt" | tee result.txt && mkdir "$HPCS_RESULTS/out" && cp "$1/data/canary.txt" "$HPCS_RESULTS/out/canary-copy.txt"' \
+        --app-arg app --app-arg '{root}')
     expect_end "$id" COMPLETED 0 "$label success"
+    check "$label: results went to shared storage encrypted, with a manifest" compgen -G "$SHARED/results/$id/manifest-*.age"
+    check "$label: the results verify and decrypt on the secure side" "$PACK" results decrypt -q "$SHARED/results/$id" \
+        -o "$SECURE/results-$id" --archive "$SHARED/data.hpcs" -i "$SECURE/key.txt"
+    check "$label: the decrypted result is what the job wrote" cmp -s "$SECURE/data/canary.txt" "$SECURE/results-$id/out/canary-copy.txt"
     check "$label: input verification ran on the mounted data" out_has "$id" "verify-in: manifest ok"
     check "$label: app read the canary file through the mount (sha256 matches)" out_has "$id" "$WANT_HASH"
     check "$label: output verification ran" out_has "$id" "verify-out: result present"

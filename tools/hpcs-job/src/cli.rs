@@ -194,6 +194,23 @@ pub struct Cli {
     #[arg(long = "mount-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub mount_args: Vec<String>,
 
+    /// Encrypt what the job writes into $HPCS_RESULTS ({root}/results) into
+    /// this directory on shared storage (hpcs-mount --output).
+    ///
+    /// Every file is encrypted as it is written, to --results-recipient; the
+    /// nodes cannot read results back. `%j` and `%u` are replaced at run
+    /// time; the job creates the directory (mode 0700). On your secure
+    /// device: `hpcs-pack results decrypt DIR -o DEST --archive
+    /// FIRST_ARCHIVE -i IDENTITY`, where FIRST_ARCHIVE is the first --data
+    /// (else the container, else the secret script) archive.
+    #[arg(long = "results", value_name = "DIR")]
+    pub results: Option<String>,
+
+    /// Recipient of the results: age1…, ssh-ed25519 …, ssh-rsa …
+    /// (repeatable; needed with --results).
+    #[arg(long = "results-recipient", value_name = "RECIPIENT")]
+    pub results_recipients: Vec<String>,
+
     /// Seconds to wait for the archives to be mounted on every node.
     #[arg(long = "mount-timeout", value_name = "SECONDS", default_value_t = 120)]
     pub mount_timeout: u32,

@@ -72,6 +72,10 @@ pub struct JobSpec {
     pub mount_root: String,
     pub hpcs_mount: String,
     pub mount_args: Vec<String>,
+    /// Results directory template (absolute; may contain %j and %u).
+    pub results: Option<String>,
+    /// Their recipients.
+    pub results_recipients: Vec<String>,
     /// Mount through an srun step on every node.
     pub srun: bool,
     pub mount_timeout: u32,
@@ -158,6 +162,34 @@ impl JobSpec {
             .collect::<Result<_, _>>()?;
 
         let mount_root = mount_root(&cli.mount_root)?;
+        let results = match &cli.results {
+            None if !cli.results_recipients.is_empty() => {
+                return Err(invalid("--results-recipient needs --results DIR"))
+            }
+            None => None,
+            Some(r) => {
+                if cli.results_recipients.is_empty() {
+                    return Err(invalid(
+                        "--results needs --results-recipient RECIPIENT: the results are encrypted to you",
+                    ));
+                }
+                for r in &cli.results_recipients {
+                    let ok = (r.starts_with("age1") || r.starts_with("ssh-"))
+                        && r.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+                    if !ok {
+                        return Err(invalid(format!(
+                            "--results-recipient {r:?}: expected an age recipient (age1…) or an SSH public key (ssh-ed25519 …)"
+                        )));
+                    }
+                }
+                if mounts.iter().any(|m| m.name == RESULTS_NAME) {
+                    return Err(invalid(format!(
+                        "an archive is mounted as '{RESULTS_NAME}', the name of the results directory: give it another name with ARCHIVE:NAME"
+                    )));
+                }
+                Some(results_dir(r)?)
+            }
+        };
         let hpcs_mount = program("--hpcs-mount", &cli.hpcs_mount)?;
         for a in &cli.mount_args {
             no_control("--mount-arg", a)?;
@@ -180,6 +212,8 @@ impl JobSpec {
             mount_root,
             hpcs_mount,
             mount_args: cli.mount_args.clone(),
+            results,
+            results_recipients: cli.results_recipients.clone(),
             srun: cli.srun || cli.nodes > 1,
             mount_timeout: cli.mount_timeout,
         })
@@ -386,6 +420,32 @@ fn mount_root(r: &str) -> Result<String, Error> {
         )));
     }
     Ok(r.to_string())
+}
+
+/// Name of the results directory under the mount root.
+pub const RESULTS_NAME: &str = "results";
+
+/// The results directory template: absolute (relative paths are made
+/// absolute here), letters, digits, / . _ - + and %j/%u.
+fn results_dir(r: &str) -> Result<String, Error> {
+    let abs = if r.starts_with('/') {
+        r.to_string()
+    } else {
+        std::path::absolute(r)
+            .map_err(|e| invalid(format!("--results {r}: {e}")))?
+            .display()
+            .to_string()
+    };
+    let ok_chars = abs
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-%+".contains(c));
+    let abs = abs.trim_end_matches('/');
+    if abs.is_empty() || !ok_chars || abs.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "--results {r:?}: give a directory made of letters, digits, / . _ - + and %j/%u"
+        )));
+    }
+    Ok(abs.to_string())
 }
 
 /// A program: a name in PATH, or a path that must exist and be executable here.

@@ -16,6 +16,11 @@ HPCS_USER=$(id -un) || hpcs_die 200 "cannot determine the user name"
 HPCS_MOUNT_ROOT=${HPCS_ROOT_TEMPLATE//%j/"$HPCS_JOBID"}
 HPCS_MOUNT_ROOT=${HPCS_MOUNT_ROOT//%u/"$HPCS_USER"}
 export HPCS_MOUNT_ROOT
+HPCS_RESULTS_DIR=
+if [ -n "$HPCS_RESULTS_TEMPLATE" ]; then
+    HPCS_RESULTS_DIR=${HPCS_RESULTS_TEMPLATE//%j/"$HPCS_JOBID"}
+    HPCS_RESULTS_DIR=${HPCS_RESULTS_DIR//%u/"$HPCS_USER"}
+fi
 HPCS_STATE=
 HPCS_HOLDER_PID=
 HPCS_MP=
@@ -115,6 +120,9 @@ hpcs_cleanup() {
     trap '' TERM INT
     trap - EXIT
     hpcs_stop_mounts
+    if [ -n "$HPCS_RESULTS_DIR" ]; then
+        hpcs_log "encrypted results: $HPCS_RESULTS_DIR (on your secure device: hpcs-pack results decrypt DIR -o DEST --archive ${HPCS_ARCHIVES[0]} -i IDENTITY)"
+    fi
     if [ -n "$HPCS_STATE" ]; then
         rm -rf -- "$HPCS_STATE"
     fi
@@ -138,8 +146,16 @@ HPCS_STATE=$(mktemp -d "${TMPDIR:-/tmp}/hpcs-job.XXXXXXXX") ||
 # command, the holder, reports readiness on stdout once the mount is up, then
 # waits to be stopped (and, through setpriv --pdeathsig, dies with hpcs-mount
 # if that is killed, instead of being orphaned).
+# With encrypted results, the results directory sits next to the archives
+# under MOUNT_ROOT (hpcs-mount --output), so the archives are named too.
+# (umask 077: the directories it creates are private.)
+if [ -n "$HPCS_RESULTS_DIR" ]; then
+    mkdir -p -- "$HPCS_RESULTS_DIR" ||
+        hpcs_die 200 "cannot create the results directory $HPCS_RESULTS_DIR"
+    hpcs_log "results are encrypted into $HPCS_RESULTS_DIR"
+fi
 HPCS_CMD=("$HPCS_MOUNT_BIN")
-if [ "${#HPCS_ARCHIVES[@]}" = 1 ]; then
+if [ "${#HPCS_ARCHIVES[@]}" = 1 ] && [ -z "$HPCS_RESULTS_DIR" ]; then
     HPCS_MP=$HPCS_MOUNT_ROOT/${HPCS_NAMES[0]}
     HPCS_CMD+=("${HPCS_ARCHIVES[0]}")
 else
@@ -147,6 +163,9 @@ else
     for ((i = 0; i < ${#HPCS_ARCHIVES[@]}; i++)); do
         HPCS_CMD+=(--archive "${HPCS_NAMES[i]}=${HPCS_ARCHIVES[i]}")
     done
+fi
+if [ -n "$HPCS_RESULTS_DIR" ]; then
+    HPCS_CMD+=(--output "results=$HPCS_RESULTS_DIR" "${HPCS_RESULTS_ARGS[@]}")
 fi
 HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
     /bin/sh -c 'printf "hpcs-ready %s %s\n" "$(uname -n)" "${SLURM_STEP_ID:-none}"
@@ -182,6 +201,9 @@ done
 hpcs_mounted "$HPCS_MP" || hpcs_die 201 "$HPCS_MP is not mounted on $(uname -n)"
 hpcs_log "mounted on $HPCS_READY node(s)"
 
+if [ -n "$HPCS_RESULTS_DIR" ]; then
+    export HPCS_RESULTS=$HPCS_MOUNT_ROOT/results
+fi
 for ((i = 0; i < ${#HPCS_ENV_NAMES[@]}; i++)); do
     hpcs_expand "${HPCS_ENV_VALUES[i]}"
     export "${HPCS_ENV_NAMES[i]}=${HPCS_OUT[0]}"

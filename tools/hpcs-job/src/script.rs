@@ -52,7 +52,12 @@ pub fn render(spec: &JobSpec) -> String {
             env_values.push(format!("{{root}}/{}", m.name));
         }
     }
-    let vars: [(&str, String); 14] = [
+    let mut results_args: Vec<String> = Vec::new();
+    for r in &spec.results_recipients {
+        results_args.push("--output-recipient".into());
+        results_args.push(r.clone());
+    }
+    let vars: [(&str, String); 16] = [
         ("HPCS_MOUNT_BIN", quote(&spec.hpcs_mount)),
         ("HPCS_KEY_ARGS", array(&key)),
         ("HPCS_MOUNT_ARGS", array(&spec.mount_args)),
@@ -68,6 +73,11 @@ pub fn render(spec: &JobSpec) -> String {
         ("HPCS_VERIFY_IN", array(&spec.verify_input)),
         ("HPCS_VERIFY_OUT", array(&spec.verify_output)),
         ("HPCS_ROOT_TEMPLATE", quote(&spec.mount_root)),
+        (
+            "HPCS_RESULTS_TEMPLATE",
+            quote(spec.results.as_deref().unwrap_or("")),
+        ),
+        ("HPCS_RESULTS_ARGS", array(&results_args)),
         ("HPCS_SRUN", if spec.srun { "1".into() } else { "0".into() }),
         ("HPCS_MOUNT_TIMEOUT", spec.mount_timeout.to_string()),
     ];
@@ -114,6 +124,8 @@ mod tests {
             mount_root: "/tmp/hpcs-%u-%j".into(),
             hpcs_mount: "hpcs-mount".into(),
             mount_args: vec![],
+            results: None,
+            results_recipients: vec![],
             srun: false,
             mount_timeout: 120,
         }

@@ -264,3 +264,68 @@ fn generated_script_stages_and_cleanup_without_slurm() {
         "temp dirs left in TMPDIR"
     );
 }
+
+#[test]
+fn results_options_are_checked_and_reach_the_script() {
+    let e = Env::new();
+    let (data, id) = (e.p("data.hpcs"), e.p("id.txt"));
+    let base = ["--data", s(&data), "-i", s(&id), "--app", "true"];
+    let cases: [(&[&str], &str); 4] = [
+        (&["--results", "/shared/r/%j"], "needs --results-recipient"),
+        (&["--results-recipient", "age1xyz"], "needs --results DIR"),
+        (
+            &["--results", "/shared/r", "--results-recipient", "nope"],
+            "expected an age recipient",
+        ),
+        (
+            &[
+                "--results",
+                "/shared/r;rm",
+                "--results-recipient",
+                "age1xyz",
+            ],
+            "give a directory made of",
+        ),
+    ];
+    for (extra, msg) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = hpcs_job(&args);
+        assert_eq!(out.status.code(), Some(3), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(msg),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut args = base.to_vec();
+    args.extend_from_slice(&[
+        "--results",
+        "/shared/r/%u/%j",
+        "--results-recipient",
+        "age1xyz",
+    ]);
+    let out = hpcs_job(&args);
+    assert_eq!(out.status.code(), Some(0));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("HPCS_RESULTS_TEMPLATE='/shared/r/%u/%j'\n"),
+        "{script}"
+    );
+    assert!(script.contains("HPCS_RESULTS_ARGS=('--output-recipient' 'age1xyz')\n"));
+    // An archive may not take the results directory's name.
+    let named = format!("{}:results", s(&e.p("data.hpcs")));
+    let out = hpcs_job(&[
+        "--data",
+        &named,
+        "-i",
+        s(&e.p("id.txt")),
+        "--app",
+        "true",
+        "--results",
+        "/r",
+        "--results-recipient",
+        "age1xyz",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+}

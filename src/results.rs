@@ -786,6 +786,17 @@ pub struct RunReport {
     pub files: Vec<FileReport>,
 }
 
+impl RunReport {
+    /// A run seen for the first time: no manifest yet, no files.
+    fn empty(run: [u8; 16]) -> RunReport {
+        RunReport {
+            run,
+            manifest: None,
+            files: Vec::new(),
+        }
+    }
+}
+
 /// What a results directory holds.
 #[derive(Clone, Debug, Default)]
 pub struct DirReport {
@@ -856,11 +867,6 @@ pub fn check_dir(
     }
     names.sort();
     let mut runs: std::collections::BTreeMap<[u8; 16], RunReport> = Default::default();
-    let new_run = |run: [u8; 16]| RunReport {
-        run,
-        manifest: None,
-        files: Vec::new(),
-    };
     // Manifests first: they say what to expect.
     for n in &names {
         let Some(id) = n
@@ -872,7 +878,9 @@ pub fn check_dir(
         match read_manifest(&dir.join(n), ids, key, archive_id) {
             Ok(m) if hex(&m.info.run) == id => {
                 let run = m.info.run;
-                runs.entry(run).or_insert_with(|| new_run(run)).manifest = Some(Ok(m));
+                runs.entry(run)
+                    .or_insert_with(|| RunReport::empty(run))
+                    .manifest = Some(Ok(m));
             }
             Ok(_) => report.unattributed.push(FileReport {
                 object: n.clone(),
@@ -886,7 +894,9 @@ pub fn check_dir(
             ) => return Err(e),
             Err(ReadError::Bad(why)) => match unhex_array::<16>(id) {
                 Some(run) => {
-                    runs.entry(run).or_insert_with(|| new_run(run)).manifest = Some(Err(why));
+                    runs.entry(run)
+                        .or_insert_with(|| RunReport::empty(run))
+                        .manifest = Some(Err(why));
                 }
                 None => report.unattributed.push(FileReport {
                     object: n.clone(),
@@ -944,11 +954,6 @@ fn check_objects(
     tmp: Option<&Path>,
 ) -> Result<(), ReadError> {
     let is_id = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let new_run = |run: [u8; 16]| RunReport {
-        run,
-        manifest: None,
-        files: Vec::new(),
-    };
     let mut seen: std::collections::HashSet<String> = Default::default();
     for n in names {
         if n.starts_with(MANIFEST_PREFIX) {
@@ -967,7 +972,7 @@ fn check_objects(
             match partial_run(&dir.join(n), ids) {
                 Some(run) => runs
                     .entry(run)
-                    .or_insert_with(|| new_run(run))
+                    .or_insert_with(|| RunReport::empty(run))
                     .files
                     .push(fr),
                 None => report.unattributed.push(fr),
@@ -1005,7 +1010,9 @@ fn check_objects(
                 continue;
             }
         };
-        let run = runs.entry(meta.run).or_insert_with(|| new_run(meta.run));
+        let run = runs
+            .entry(meta.run)
+            .or_insert_with(|| RunReport::empty(meta.run));
         let listed = match &run.manifest {
             Some(Ok(m)) => Some(m.body.files.iter().find(|f| &f.object == n).cloned()),
             _ => None,

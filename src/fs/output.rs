@@ -573,6 +573,7 @@ impl Output {
     /// finished, otherwise they are recorded as incomplete; then the
     /// manifest is written.
     pub fn close(&self, finish_open: bool) -> CloseReport {
+        // Files whose release never came, with their path now.
         let pending: Vec<(u64, Writer, Vec<u8>, u32, bool)> = match self.lock() {
             Ok(mut t) => {
                 t.closed = true;
@@ -581,7 +582,7 @@ impl Output {
                         .iter()
                         .filter_map(|(&ino, n)| match &n.kind {
                             Kind::File(FileState::Writing { w, .. }) => {
-                                Some((ino, Arc::clone(w), Vec::new(), n.mode, n.linked))
+                                Some((ino, Arc::clone(w), path_of(&t, ino), n.mode, n.linked))
                             }
                             _ => None,
                         })
@@ -592,8 +593,7 @@ impl Output {
             }
             Err(_) => Vec::new(),
         };
-        for (ino, w, _, mode, linked) in pending {
-            let path = self.lock().map(|t| path_of(&t, ino)).unwrap_or_default();
+        for (ino, w, path, mode, linked) in pending {
             self.finish_one(ino, &w, &path, mode, linked);
         }
         let mut body = ManifestBody::default();

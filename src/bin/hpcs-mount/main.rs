@@ -180,12 +180,7 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
                     "--archive {a:?}: expected NAME=ARCHIVE, e.g. data=/scratch/data.hpcs"
                 ))
             })?;
-            if name.is_empty()
-                || name == "."
-                || name == ".."
-                || name.contains('/')
-                || name.len() > 255
-            {
+            if !plain_name(name) {
                 return Err(usage(format!(
                     "--archive {a:?}: NAME must be a plain file name (no '/', not '.' or '..')"
                 )));
@@ -283,6 +278,11 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
     })
 }
 
+/// A name that can be one directory entry under the mount root.
+fn plain_name(name: &str) -> bool {
+    !(name.is_empty() || name == "." || name == ".." || name.contains('/') || name.len() > 255)
+}
+
 /// Checks `--output NAME=DIR` and its recipients.
 fn output_settings(
     o: &str,
@@ -296,7 +296,7 @@ fn output_settings(
             "--output {o:?}: expected NAME=DIR, e.g. output=$HOME/results/$SLURM_JOB_ID"
         ))
     })?;
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.len() > 255 {
+    if !plain_name(name) {
         return Err(usage(format!(
             "--output {o:?}: NAME must be a plain file name (no '/', not '.' or '..')"
         )));

@@ -95,8 +95,22 @@ impl StreamKey {
     /// (each buffer holds one chunk as stored). Same failure rule as
     /// [`StreamKey::open_run`].
     pub fn open_slots(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), u64> {
-        let bad = if slots.len() == 1 {
-            self.open_chunk(first, slots[0]).err()
+        self.open_slots_in(first, slots, true)
+    }
+
+    /// [`StreamKey::open_slots`] on the calling thread only, for callers that
+    /// already run in parallel (a rayon task that joined a parallel loop could
+    /// be handed another queued task, blocking on that task's I/O meanwhile).
+    pub fn open_slots_serial(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), u64> {
+        self.open_slots_in(first, slots, false)
+    }
+
+    fn open_slots_in(&self, first: u64, slots: &mut [&mut [u8]], par: bool) -> Result<(), u64> {
+        let bad = if !par || slots.len() == 1 {
+            slots
+                .iter_mut()
+                .enumerate()
+                .find_map(|(k, c)| self.open_chunk(first + k as u64, c).err())
         } else {
             // Whole groups of chunks per task: a 64 KiB chunk opens in ~8 µs,
             // too little to pay for a task each.

@@ -7,7 +7,9 @@
 //! fills them with one vectored read and publishes them; any other reader of
 //! those chunks waits on the entry instead of decrypting it again. Eviction is
 //! CLOCK (second chance) over insertion order and never touches a chunk that
-//! is still loading; an evicted slot is wiped when its last reader lets go. A
+//! is still loading; an evicted slot nobody holds goes straight to the next
+//! load, whose backing read overwrites it, and any other slot is wiped when
+//! its last reader lets go (or at unmount). A
 //! claim dropped without being published (an error, a panic) marks its
 //! entries failed, so no waiter can hang on them.
 
@@ -220,14 +222,29 @@ impl ChunkCache {
                 g.order.push_back((key, gen));
                 continue;
             }
-            // Dropping the last reference wipes the slot and frees it.
-            drop(g.map.remove(&key));
+            let removed = g.map.remove(&key);
             self.stats.evicted.fetch_add(1, Ordering::Relaxed);
+            // Nobody else holds the chunk: hand its slot straight to the
+            // claimer, whose backing read overwrites it (wiping it first would
+            // be one more pass over memory per chunk loaded). Otherwise the
+            // last reader's drop wipes the slot and frees it.
+            if let Some(slot) = removed.and_then(Self::unshared_slot) {
+                return Some(slot);
+            }
             if let Some(s) = self.arena.try_alloc() {
                 return Some(s);
             }
         }
         None
+    }
+
+    /// The slot of a ready entry that has no other holder.
+    fn unshared_slot(e: Arc<Entry>) -> Option<Slot> {
+        let state = Arc::try_unwrap(e).ok()?.state.into_inner().ok()?;
+        match state {
+            State::Ready(r) => Arc::try_unwrap(r).ok().map(|r| r.slot),
+            _ => None,
+        }
     }
 
     fn remove(&self, key: Key, gen: u64) {

@@ -64,6 +64,10 @@ fn ttl(ino: INodeNo) -> Duration {
 /// Largest read the kernel sends (fs.fuse.max_pages_limit = 256 pages).
 const MAX_REQUEST: usize = 1 << 20;
 
+/// Bytes per read-ahead backing read (one Lustre RPC at the common 1 MiB
+/// `max_pages_per_rpc`); a refill is split into reads of this size.
+const PREFETCH_PIECE: u64 = 1 << 20;
+
 /// Smallest number of cache slots, whatever --cache-size says.
 const MIN_SLOTS: usize = 16;
 
@@ -617,6 +621,11 @@ impl<S: Source + 'static> HpcsFs<S> {
         };
         let g = *a.data_geometry();
         let window = inner.cfg.readahead_bytes.div_ceil(g.chunk_size());
+        // Refills are split into pieces of PREFETCH_PIECE bytes, each its own
+        // backing read on its own pool thread: on storage where every request
+        // costs milliseconds (Lustre), several are in flight at once, and the
+        // window is topped up a piece at a time instead of half at once.
+        let piece = (PREFETCH_PIECE / g.chunk_size()).max(1);
         let handle = inner
             .handles
             .lock()
@@ -627,31 +636,36 @@ impl<S: Source + 'static> HpcsFs<S> {
             return;
         }
         let range = match handle.seq.lock() {
-            Ok(mut s) => s.on_read(&g, base, fsize, off, len, window),
+            Ok(mut s) => s.on_read(&g, base, fsize, off, len, window, piece),
             Err(_) => None,
         };
         let Some(range) = range else { return };
         let limit = inner.cfg.prefetch_threads.max(1) * 2;
-        if inner.inflight.fetch_add(1, Ordering::AcqRel) >= limit {
-            inner.inflight.fetch_sub(1, Ordering::AcqRel);
-            return;
+        let mut start = range.start;
+        while start < range.end {
+            let part = start..range.end.min(start.saturating_add(piece));
+            start = part.end;
+            if inner.inflight.fetch_add(1, Ordering::AcqRel) >= limit {
+                inner.inflight.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+            if log_enabled(2) {
+                log(
+                    2,
+                    format_args!(
+                        "prefetch {} chunks {}..{}",
+                        inner.path_of(archive, id),
+                        part.start,
+                        part.end
+                    ),
+                );
+            }
+            let worker = Arc::clone(inner);
+            pool.spawn(move || {
+                let _ = catch_unwind(AssertUnwindSafe(|| worker.data.prefetch(archive, part)));
+                worker.inflight.fetch_sub(1, Ordering::AcqRel);
+            });
         }
-        if log_enabled(2) {
-            log(
-                2,
-                format_args!(
-                    "prefetch {} chunks {}..{}",
-                    inner.path_of(archive, id),
-                    range.start,
-                    range.end
-                ),
-            );
-        }
-        let worker = Arc::clone(inner);
-        pool.spawn(move || {
-            let _ = catch_unwind(AssertUnwindSafe(|| worker.data.prefetch(archive, range)));
-            worker.inflight.fetch_sub(1, Ordering::AcqRel);
-        });
     }
 
     fn readdir_impl(&self, ino: INodeNo, offset: u64, mut reply: ReplyDirectory) {
@@ -860,7 +874,10 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Nothing to do at close(2) (results are finished at release): ENOSYS
+        // tells the kernel to stop sending FLUSH, one round trip less per
+        // close, which is most of the cost of reading many small files.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(

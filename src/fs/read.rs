@@ -123,7 +123,7 @@ impl<S: Source> DataPath<S> {
                         if claim.is_empty() {
                             continue;
                         }
-                        let rs = self.load(arch, claim)?;
+                        let rs = self.load(arch, claim, true)?;
                         for r in &rs {
                             copy(i, r)?;
                             i += 1;
@@ -136,7 +136,7 @@ impl<S: Source> DataPath<S> {
             if claim.is_empty() {
                 continue; // someone else inserted it meanwhile
             }
-            let rs = self.load(arch, claim)?;
+            let rs = self.load(arch, claim, true)?;
             for r in &rs {
                 copy(i, r)?;
                 i += 1;
@@ -148,15 +148,19 @@ impl<S: Source> DataPath<S> {
         Ok(())
     }
 
-    /// Reads and authenticates a claimed run, publishing it to the cache.
+    /// Reads and authenticates a claimed run, publishing it to the cache;
+    /// decrypts in parallel when `par` (foreground reads), on this thread
+    /// otherwise (prefetch pieces, which already run side by side).
     fn load(
         &self,
         arch: &Archive<S>,
         mut claim: Claim<'_>,
+        par: bool,
     ) -> Result<Vec<Arc<Ready>>, ReadFailure> {
         let first = claim.first();
         let result = match claim.buffers(|i| arch.chunk_stored_len(i)) {
-            Some(mut bufs) => arch.read_chunks(first, &mut bufs),
+            Some(mut bufs) if par => arch.read_chunks(first, &mut bufs),
+            Some(mut bufs) => arch.read_chunks_serial(first, &mut bufs),
             None => Err(FormatError::BadRequest),
         };
         match result {
@@ -204,7 +208,7 @@ impl<S: Source> DataPath<S> {
                 return; // no room: the reader is faster than the cache is big
             }
             let n = claim.len();
-            if self.load(arch, claim).is_err() {
+            if self.load(arch, claim, false).is_err() {
                 return;
             }
             i += n;

@@ -3,11 +3,11 @@
 //! A handle whose reads follow each other (each starting where the previous
 //! one ended, give or take one window, since the kernel may send concurrent
 //! reads slightly out of order) is sequential. For a sequential handle the
-//! daemon keeps `window` data chunks beyond the current read loaded: when
-//! less than half the window is still ahead, the next missing part is handed
-//! to the prefetch pool as one run (one large read of the backing file, then
-//! parallel decryption). A jump elsewhere resets the state. The window is
-//! clipped to the file's own chunks.
+//! daemon keeps `window` data chunks beyond the current read loaded: once
+//! `step` chunks of the window (at most half of it) are missing, the missing
+//! part is handed to the prefetch pool, which loads it in pieces of about
+//! `step` chunks, one backing read each, several in flight. A jump elsewhere
+//! resets the state. The window is clipped to the file's own chunks.
 
 use std::ops::Range;
 
@@ -31,7 +31,10 @@ const NEAR_CHUNKS: u64 = 4;
 impl Sequential {
     /// Records a read of `len` bytes at file offset `off` of a file stored at
     /// stream offset `base` with `size` bytes; returns the stream chunks to
-    /// prefetch now, if any. `window` is the read-ahead in chunks (0 = off).
+    /// prefetch now, if any. `window` is the read-ahead in chunks (0 = off);
+    /// a refill is due once at least `step` chunks of it are missing (at
+    /// least 1, at most half the window).
+    #[allow(clippy::too_many_arguments)]
     pub fn on_read(
         &mut self,
         g: &Geometry,
@@ -40,6 +43,7 @@ impl Sequential {
         off: u64,
         len: u64,
         window: u64,
+        step: u64,
     ) -> Option<Range<u64>> {
         if window == 0 || len == 0 {
             return None;
@@ -68,7 +72,8 @@ impl Sequential {
             .end
             .min(file_end);
         let want_end = cur_end.saturating_add(window).min(file_end);
-        if self.ahead_until >= cur_end.saturating_add(window.div_ceil(2)).min(want_end) {
+        let step = step.clamp(1, (window / 2).max(1));
+        if self.ahead_until > cur_end.saturating_add(window - step).min(want_end) {
             return None;
         }
         let start = self.ahead_until.max(cur_end);
@@ -93,15 +98,15 @@ mod tests {
         // (offset, len, expected prefetch)
         let steps: &[(u64, u64, Option<Range<u64>>)] = &[
             (0, C, Some(1..5)),
-            (C, C, None),           // 3 chunks still ahead
-            (2 * C, C, None),       // 2 ahead = half: enough
-            (3 * C, C, Some(5..8)), // 1 ahead: refill to 4 + 4
-            (4 * C, C, None),
-            (5 * C, 2 * C, Some(8..11)),
+            (C, C, None),           // 3 chunks still ahead, 1 missing
+            (2 * C, C, Some(5..7)), // 2 missing = step: refill
+            (3 * C, C, None),
+            (4 * C, C, Some(7..9)),
+            (5 * C, 2 * C, Some(9..11)),
         ];
         for (off, len, want) in steps {
             assert_eq!(
-                s.on_read(&g, 0, 100 * C, *off, *len, 4),
+                s.on_read(&g, 0, 100 * C, *off, *len, 4, 2),
                 *want,
                 "read at {off}"
             );
@@ -113,12 +118,18 @@ mod tests {
         let g = Geometry::new(C as u32, 10_000 * C);
         let mut s = Sequential::default();
         // 20 chunks apart: inside a 128-chunk window, but not sequential.
-        assert!(s.on_read(&g, 0, 10_000 * C, 500 * C, 4096, 128).is_none());
-        assert!(s.on_read(&g, 0, 10_000 * C, 520 * C, 4096, 128).is_none());
-        assert!(s.on_read(&g, 0, 10_000 * C, 500 * C, 4096, 128).is_none());
+        assert!(s
+            .on_read(&g, 0, 10_000 * C, 500 * C, 4096, 128, 64)
+            .is_none());
+        assert!(s
+            .on_read(&g, 0, 10_000 * C, 520 * C, 4096, 128, 64)
+            .is_none());
+        assert!(s
+            .on_read(&g, 0, 10_000 * C, 500 * C, 4096, 128, 64)
+            .is_none());
         // Truly sequential: prefetch the window.
         assert_eq!(
-            s.on_read(&g, 0, 10_000 * C, 500 * C + 4096, 4096, 128),
+            s.on_read(&g, 0, 10_000 * C, 500 * C + 4096, 4096, 128, 64),
             Some(501..629)
         );
     }
@@ -127,12 +138,12 @@ mod tests {
     fn random_reads_do_not_prefetch() {
         let g = Geometry::new(C as u32, 1000 * C);
         let mut s = Sequential::default();
-        assert!(s.on_read(&g, 0, 1000 * C, 500 * C, 4096, 4).is_none());
-        assert!(s.on_read(&g, 0, 1000 * C, 100 * C, 4096, 4).is_none());
-        assert!(s.on_read(&g, 0, 1000 * C, 900 * C, 4096, 4).is_none());
+        assert!(s.on_read(&g, 0, 1000 * C, 500 * C, 4096, 4, 2).is_none());
+        assert!(s.on_read(&g, 0, 1000 * C, 100 * C, 4096, 4, 2).is_none());
+        assert!(s.on_read(&g, 0, 1000 * C, 900 * C, 4096, 4, 2).is_none());
         // ... until reads become sequential again.
         assert_eq!(
-            s.on_read(&g, 0, 1000 * C, 900 * C + 4096, 4096, 4),
+            s.on_read(&g, 0, 1000 * C, 900 * C + 4096, 4096, 4, 2),
             Some(901..905)
         );
     }
@@ -143,27 +154,50 @@ mod tests {
         // File of 3.5 chunks stored at stream chunk 10.
         let (base, size) = (10 * C, 3 * C + C / 2);
         let mut s = Sequential::default();
-        assert_eq!(s.on_read(&g, base, size, 0, C, 8), Some(11..14));
-        assert_eq!(s.on_read(&g, base, size, C, C, 8), None);
-        assert_eq!(s.on_read(&g, base, size, 3 * C, C / 2, 8), None);
+        assert_eq!(s.on_read(&g, base, size, 0, C, 8, 4), Some(11..14));
+        assert_eq!(s.on_read(&g, base, size, C, C, 8, 4), None);
+        assert_eq!(s.on_read(&g, base, size, 3 * C, C / 2, 8, 4), None);
         let mut off = Sequential::default();
-        assert_eq!(off.on_read(&g, base, size, 0, C, 0), None);
+        assert_eq!(off.on_read(&g, base, size, 0, C, 0, 0), None);
     }
 
     #[test]
     fn small_reads_within_one_chunk_do_not_refetch() {
         let g = Geometry::new(C as u32, 100 * C);
         let mut s = Sequential::default();
-        assert_eq!(s.on_read(&g, 0, 100 * C, 0, 4096, 2), Some(1..3));
+        assert_eq!(s.on_read(&g, 0, 100 * C, 0, 4096, 2, 1), Some(1..3));
         for k in 1..16 {
             assert_eq!(
-                s.on_read(&g, 0, 100 * C, k * 4096, 4096, 2),
+                s.on_read(&g, 0, 100 * C, k * 4096, 4096, 2, 1),
                 None,
                 "read {k}"
             );
         }
-        // Chunk 1: one chunk (half the window) still ahead.
-        assert_eq!(s.on_read(&g, 0, 100 * C, C, 4096, 2), None);
-        assert_eq!(s.on_read(&g, 0, 100 * C, 2 * C, 4096, 2), Some(3..5));
+        // Chunk 1: one chunk of the window missing (the step).
+        assert_eq!(s.on_read(&g, 0, 100 * C, C, 4096, 2, 1), Some(3..4));
+        assert_eq!(s.on_read(&g, 0, 100 * C, C + 4096, 4096, 2, 1), None);
+        assert_eq!(s.on_read(&g, 0, 100 * C, 2 * C, 4096, 2, 1), Some(4..5));
+    }
+
+    #[test]
+    fn small_steps_keep_the_window_full() {
+        let g = Geometry::new(C as u32, 1000 * C);
+        let mut s = Sequential::default();
+        // Window 8 chunks, refilled whenever 2 are missing.
+        let steps: &[(u64, Option<Range<u64>>)] = &[
+            (0, Some(1..9)),
+            (1, None),        // 7 ahead: one missing
+            (2, Some(9..11)), // 6 ahead: two missing
+            (3, None),
+            (4, Some(11..13)),
+            (8, Some(13..17)), // a skip within 4 chunks is still sequential
+        ];
+        for (k, want) in steps {
+            assert_eq!(
+                s.on_read(&g, 0, 1000 * C, k * C, C, 8, 2),
+                *want,
+                "read of chunk {k}"
+            );
+        }
     }
 }

@@ -508,6 +508,11 @@ fn readahead_on_and_off() {
         (&["--readahead", "0", "--direct-io", "-vv"][..], false),
         (&["--readahead", "256K", "--direct-io", "-vv"][..], true),
         (&["--readahead", "1M", "--page-cache", "-vv"][..], true),
+        // One read-ahead thread: pieces queue behind each other, same bytes.
+        (
+            &["--readahead", "1M", "--prefetch-threads", "1", "-vv"][..],
+            true,
+        ),
     ] {
         let _ = std::fs::remove_file(s.log());
         let m = s.mount(args);
@@ -833,6 +838,11 @@ fn startup_errors_have_their_exit_codes_and_mount_nothing() {
         code(vec![s.archive.display().to_string()]),
         hpcs::exit::USAGE as i32
     );
+    for bad in ["--threads", "--prefetch-threads"] {
+        let mut zero = s.args();
+        zero.extend([bad.to_string(), "0".to_string()]);
+        assert_eq!(code(zero), hpcs::exit::USAGE as i32, "{bad} 0");
+    }
     let mut noid = s.args();
     noid.truncate(2);
     let out = Command::new(MOUNT)

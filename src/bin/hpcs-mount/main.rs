@@ -211,6 +211,11 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
     if cli.threads == Some(0) {
         return Err(usage("--threads must be at least 1".into()));
     }
+    let prefetch_threads = match cli.prefetch_threads {
+        Some(0) => return Err(usage("--prefetch-threads must be at least 1".into())),
+        Some(n) => n.min(64),
+        None => (4 * cpus).clamp(8, 32),
+    };
     if let Some(fd) = cli.ready_fd {
         // SAFETY: F_GETFD only queries the descriptor table.
         if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
@@ -252,7 +257,7 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
             None
         },
         threads,
-        prefetch_threads: cpus.clamp(2, 8),
+        prefetch_threads,
         allow_other: cli.allow_other,
         allow_root: cli.allow_root,
         null_data: cli.bench_null,

@@ -110,7 +110,7 @@ impl Default for MountConfig {
     fn default() -> MountConfig {
         MountConfig {
             cache_bytes: 256 << 20,
-            readahead_bytes: 8 << 20,
+            readahead_bytes: 16 << 20,
             direct_io: None,
             // SAFETY: getuid/getgid cannot fail and touch no memory.
             uid: unsafe { libc::getuid() },
@@ -575,6 +575,11 @@ impl<S: Source + 'static> HpcsFs<S> {
             return reply.data(&[]);
         }
         let n = (u64::from(size)).min(fsize - offset) as usize;
+        // Read-ahead is decided before this read is served: its pieces load
+        // while this one does, and reads reach it in the order the kernel
+        // sent them (after the reply, the next read of a synchronous reader
+        // can overtake this one on another thread).
+        self.maybe_prefetch(archive, id, fh, (base, fsize), offset, n as u64);
         let res = with_reply_buf(n, |buf| {
             match inner.data.read(archive, base + offset, buf) {
                 Ok(()) => {
@@ -592,15 +597,12 @@ impl<S: Source + 'static> HpcsFs<S> {
                 let line = f.error_line(&inner.path_of(archive, id));
                 log(0, format_args!("{line}; read returned EIO"));
                 reply.error(f.error.errno());
-                return;
             }
             Err(e) => {
                 let path = inner.path_of(archive, id);
                 log(0, format_args!("{path}: {e:?}; read returned EIO"));
-                return;
             }
         }
-        self.maybe_prefetch(archive, id, fh, (base, fsize), offset, n as u64);
     }
 
     fn maybe_prefetch(

@@ -16,7 +16,9 @@ use crate::crypto::offsets::Geometry;
 /// Per-handle state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sequential {
-    /// File offset just past the previous read.
+    /// File offset of the previous read.
+    last_start: u64,
+    /// File offset just past the furthest read of the current streak.
     last_end: u64,
     /// Stream chunk index up to which prefetch has been requested.
     ahead_until: u64,
@@ -52,17 +54,22 @@ impl Sequential {
         // kernel requests) but not the window: with a deep window, random
         // reads would otherwise often look sequential and each start a
         // multi-MiB prefetch.
+        // The kernel may also split one large read into two requests that
+        // arrive in either order, so a read a little *before* the previous
+        // one counts as near too, and never pulls the furthest end back.
         let slack = window.min(NEAR_CHUNKS).saturating_mul(g.chunk_size());
-        let near = off == self.last_end
-            || (off < self.last_end.saturating_add(slack)
-                && off.saturating_add(slack) > self.last_end);
+        let end = off.saturating_add(len);
+        let near = off >= self.last_start.saturating_sub(slack)
+            && off <= self.last_end.saturating_add(slack);
         if near {
             self.streak = self.streak.saturating_add(1);
+            self.last_end = self.last_end.max(end);
         } else {
             self.streak = 0;
             self.ahead_until = 0;
+            self.last_end = end;
         }
-        self.last_end = off.saturating_add(len);
+        self.last_start = off;
         if self.streak == 0 {
             return None;
         }
@@ -199,5 +206,20 @@ mod tests {
                 "read of chunk {k}"
             );
         }
+    }
+
+    #[test]
+    fn a_large_read_split_in_two_and_reordered_stays_sequential() {
+        let g = Geometry::new(C as u32, 1000 * C);
+        let mut s = Sequential::default();
+        let m = 16 * C; // 1 MiB reads
+        assert_eq!(s.on_read(&g, 0, 1000 * C, 0, m, 64, 16), Some(16..80));
+        // The next 1 MiB read arrives as its second part first, then the first.
+        let second = s.on_read(&g, 0, 1000 * C, m + 4096, m - 4096, 64, 16);
+        assert_eq!(second, Some(80..96));
+        assert_eq!(s.on_read(&g, 0, 1000 * C, m, 4096, 64, 16), None);
+        // Reads go on from the furthest end: still sequential, and only the
+        // missing piece is asked for (a reset would ask for 48..112 again).
+        assert_eq!(s.on_read(&g, 0, 1000 * C, 2 * m, m, 64, 16), Some(96..112));
     }
 }

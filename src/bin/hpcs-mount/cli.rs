@@ -106,11 +106,11 @@ pub struct Cli {
     /// Read-ahead per sequentially read file (0 turns it off).
     ///
     /// When a file is read sequentially, this much data beyond the current
-    /// position is fetched with one large read of the archive and decrypted
-    /// in parallel before it is asked for. Accepts K, M suffixes. The 8M
-    /// default keeps sequential reads near full speed with milliseconds of
-    /// latency per backing read (Lustre; docs/lustre.md).
-    #[arg(long, value_name = "SIZE", default_value = "8M")]
+    /// position is kept loaded: fetched in 1 MiB reads of the archive, several
+    /// in flight, and decrypted before it is asked for. Accepts K, M
+    /// suffixes. The 16M default keeps sequential reads near full speed with
+    /// milliseconds of latency per backing read (Lustre; docs/lustre.md).
+    #[arg(long, value_name = "SIZE", default_value = "16M")]
     pub readahead: String,
 
     /// Always bypass the kernel page cache (FOPEN_DIRECT_IO).
@@ -145,7 +145,7 @@ pub struct Cli {
     pub threads: Option<usize>,
 
     /// Read-ahead threads: backing reads of 1 MiB in flight at once
-    /// (default: 4 per CPU, 8 to 32). Raise it on high-latency storage.
+    /// (default: 8 per CPU, 16 to 64). Raise it on high-latency storage.
     #[arg(long, value_name = "N")]
     pub prefetch_threads: Option<usize>,
 

@@ -214,7 +214,7 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
     let prefetch_threads = match cli.prefetch_threads {
         Some(0) => return Err(usage("--prefetch-threads must be at least 1".into())),
         Some(n) => n.min(64),
-        None => (4 * cpus).clamp(8, 32),
+        None => (8 * cpus).clamp(16, 64),
     };
     if let Some(fd) = cli.ready_fd {
         // SAFETY: F_GETFD only queries the descriptor table.

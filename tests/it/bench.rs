@@ -47,6 +47,7 @@ const HOT_SYSTEMS: &[&str] = &[
     "hpcs --page-cache",
     "hpcs --readahead 0",
     "hpcs --readahead 2M",
+    "hpcs 16K-chunk archive",
     "null ceiling (default)",
     "null ceiling (--direct-io)",
     "null ceiling (--page-cache)",

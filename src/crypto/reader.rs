@@ -168,16 +168,28 @@ impl<S: Source> Archive<S> {
     /// read, then opens them in parallel. On success each slot's plaintext is
     /// its first `len - TAG_LEN` bytes. On failure no slot holds plaintext.
     pub fn read_chunks(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), Error> {
-        self.read_chunks_in(first, slots, true)
+        self.read_chunks_in(first, slots, Some(true))
     }
 
     /// [`Archive::read_chunks`], opening the chunks on the calling thread
     /// (for callers that are themselves one of several parallel tasks).
     pub fn read_chunks_serial(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), Error> {
-        self.read_chunks_in(first, slots, false)
+        self.read_chunks_in(first, slots, Some(false))
     }
 
-    fn read_chunks_in(&self, first: u64, slots: &mut [&mut [u8]], par: bool) -> Result<(), Error> {
+    /// Benchmarks only: [`Archive::read_chunks`] without opening the chunks.
+    /// The slots keep the stored (encrypted, unauthenticated) bytes.
+    #[doc(hidden)]
+    pub fn read_chunks_stored(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), Error> {
+        self.read_chunks_in(first, slots, None)
+    }
+
+    fn read_chunks_in(
+        &self,
+        first: u64,
+        slots: &mut [&mut [u8]],
+        par: Option<bool>,
+    ) -> Result<(), Error> {
         let g = self.data.geometry();
         let n = slots.len() as u64;
         if n == 0 {
@@ -193,10 +205,10 @@ impl<S: Source> Archive<S> {
         }
         let off = self.header.data_offset() + g.chunk_cipher_offset(first);
         self.source.read_vectored_exact_at(slots, off)?;
-        let opened = if par {
-            self.data.open_slots(first, slots)
-        } else {
-            self.data.open_slots_serial(first, slots)
+        let opened = match par {
+            Some(true) => self.data.open_slots(first, slots),
+            Some(false) => self.data.open_slots_serial(first, slots),
+            None => Ok(()),
         };
         opened.map_err(|chunk| Error::ChunkAuth {
             stream: StreamKind::Data,

@@ -2,9 +2,10 @@
 //!
 //! [`ShapedSource`] wraps a backing source and adds a fixed latency per
 //! request plus a bandwidth limit, to imitate a remote parallel filesystem
-//! (Lustre) on a local disk. The no-crypto ceiling is
-//! [`super::MountConfig::null_data`]: same FUSE code path, zeros instead of
-//! archive reads.
+//! (Lustre) on a local disk. The ceilings are
+//! [`super::MountConfig::no_crypt`] (the same reads without decryption or
+//! authentication) and [`super::MountConfig::null_data`] (the same FUSE code
+//! path serving zeros, no archive reads).
 
 use std::io;
 use std::time::Duration;

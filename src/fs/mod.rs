@@ -46,7 +46,7 @@ use attr::{Ino, Inodes, Owner};
 use cache::ChunkCache;
 use errors::FsError;
 use output::{is_output, Output, OUTPUT_INO};
-use read::DataPath;
+use read::{BenchMode, DataPath};
 use readahead::Sequential;
 
 /// How long the kernel may cache names and attributes (archives are immutable).
@@ -97,6 +97,9 @@ pub struct MountConfig {
     pub allow_root: bool,
     /// Serve zeros instead of archive data (benchmark ceiling only).
     pub null_data: bool,
+    /// Read the archive as usual but skip decryption and authentication,
+    /// serving the stored bytes (benchmark ceiling only).
+    pub no_crypt: bool,
     /// Source name shown in the mount table.
     pub fsname: String,
     /// 0 = warnings only, 1 = info, 2 = debug.
@@ -121,6 +124,7 @@ impl Default for MountConfig {
             allow_other: false,
             allow_root: false,
             null_data: false,
+            no_crypt: false,
             fsname: "hpcs".into(),
             verbosity: 0,
             force_top: false,
@@ -292,7 +296,14 @@ impl<S: Source + 'static> HpcsFs<S> {
         } else {
             None
         };
-        let data = DataPath::new(list, ChunkCache::new(arena), cfg.null_data);
+        let mode = if cfg.null_data {
+            BenchMode::Zeros
+        } else if cfg.no_crypt {
+            BenchMode::NoCrypt
+        } else {
+            BenchMode::Real
+        };
+        let data = DataPath::new(list, ChunkCache::new(arena), mode);
         let cfg_direct = cfg.direct_io;
         let inner = Arc::new(Inner {
             names,

@@ -8,8 +8,10 @@
 //! The output is either filled completely with authentic plaintext or the
 //! call fails: there is no partial success. [`DataPath::prefetch`] loads
 //! chunks ahead of a sequential reader and never waits for cache space.
-//! With `null_data` (benchmarks only) it serves zeros without touching the
-//! archive, so the FUSE path alone can be measured.
+//! Two benchmark modes measure what the crypto costs: [`BenchMode::Zeros`]
+//! serves zeros without touching the archive (the FUSE path alone), and
+//! [`BenchMode::NoCrypt`] does everything but decryption and authentication
+//! (cache, read-ahead, backing reads) and serves the stored bytes.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -24,11 +26,23 @@ use super::errors::FsError;
 /// it gives up (its own failed load is final at once).
 const FOREIGN_FAILURES: u32 = 2;
 
+/// What a read does: the real thing, or a benchmark ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchMode {
+    /// Read, authenticate and decrypt (production).
+    Real,
+    /// Serve zeros; no backing read, no cache (FUSE-only ceiling).
+    Zeros,
+    /// Cache, read-ahead and backing reads as usual, no decryption or
+    /// authentication: the stored bytes are served (no-crypto ceiling).
+    NoCrypt,
+}
+
 /// Archives plus the cache in front of them.
 pub struct DataPath<S> {
     archives: Vec<Archive<S>>,
     cache: ChunkCache,
-    null_data: bool,
+    mode: BenchMode,
 }
 
 /// A failed load, with the chunk that failed (for the log line).
@@ -42,11 +56,11 @@ pub struct ReadFailure {
 
 impl<S: Source> DataPath<S> {
     /// A data path over `archives` (indexed as given).
-    pub fn new(archives: Vec<Archive<S>>, cache: ChunkCache, null_data: bool) -> DataPath<S> {
+    pub fn new(archives: Vec<Archive<S>>, cache: ChunkCache, mode: BenchMode) -> DataPath<S> {
         DataPath {
             archives,
             cache,
-            null_data,
+            mode,
         }
     }
 
@@ -76,7 +90,7 @@ impl<S: Source> DataPath<S> {
         if len == 0 {
             return Ok(());
         }
-        if self.null_data {
+        if self.mode == BenchMode::Zeros {
             out.fill(0);
             return Ok(());
         }
@@ -159,6 +173,9 @@ impl<S: Source> DataPath<S> {
     ) -> Result<Vec<Arc<Ready>>, ReadFailure> {
         let first = claim.first();
         let result = match claim.buffers(|i| arch.chunk_stored_len(i)) {
+            Some(mut bufs) if self.mode == BenchMode::NoCrypt => {
+                arch.read_chunks_stored(first, &mut bufs)
+            }
             Some(mut bufs) if par => arch.read_chunks(first, &mut bufs),
             Some(mut bufs) => arch.read_chunks_serial(first, &mut bufs),
             None => Err(FormatError::BadRequest),
@@ -186,7 +203,7 @@ impl<S: Source> DataPath<S> {
     /// without waiting for space. Failures are left for a foreground read
     /// to report.
     pub fn prefetch(&self, a: usize, chunks: Range<u64>) {
-        if self.null_data {
+        if self.mode == BenchMode::Zeros {
             return;
         }
         let Some(arch) = self.archives.get(a) else {

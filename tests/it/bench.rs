@@ -53,6 +53,8 @@ const HOT_SYSTEMS: &[&str] = &[
     "null ceiling (--page-cache)",
     "null ceiling (--readahead 0)",
     "null ceiling (--readahead 2M)",
+    "no-crypto ceiling (default)",
+    "no-crypto ceiling (16K-chunk archive)",
     "gocryptfs",
     "squashfuse_ll",
     "page cache (plain file)",

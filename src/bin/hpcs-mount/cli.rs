@@ -215,6 +215,12 @@ pub struct Cli {
     #[arg(long, hide = true)]
     pub bench_null: bool,
 
+    /// Benchmark only: everything a read does (cache, read-ahead, backing
+    /// reads) except decryption and authentication; serves the stored
+    /// (encrypted) bytes. The no-crypto ceiling.
+    #[arg(long, hide = true, conflicts_with = "bench_null")]
+    pub bench_nocrypt: bool,
+
     #[command(flatten)]
     pub vault: crate::vault_key::VaultMountArgs,
 }

@@ -261,6 +261,7 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
         allow_other: cli.allow_other,
         allow_root: cli.allow_root,
         null_data: cli.bench_null,
+        no_crypt: cli.bench_nocrypt,
         verbosity: cli.verbose,
         force_top: !cli.archives.is_empty(),
         ..MountConfig::default()

@@ -900,6 +900,16 @@ fn serve(
     if !cache.locked && !locked_all {
         warn!("the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
     }
+    if s.fs.null_data || s.fs.no_crypt {
+        warn!(
+            "benchmark ceiling: files read as {}, not their contents",
+            if s.fs.null_data {
+                "zeros"
+            } else {
+                "their stored (encrypted) bytes"
+            }
+        );
+    }
     info!(
         "cache: {} slots of {} KiB ({} MiB), locked: {}",
         cache.slots,

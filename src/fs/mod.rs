@@ -660,6 +660,10 @@ impl<S: Source + 'static> HpcsFs<S> {
             start = part.end;
             if inner.inflight.fetch_add(1, Ordering::AcqRel) >= limit {
                 inner.inflight.fetch_sub(1, Ordering::AcqRel);
+                // Too many pieces queued: a later read asks for the rest.
+                if let Ok(mut s) = handle.seq.lock() {
+                    s.unrequest(part.start);
+                }
                 return;
             }
             if log_enabled(2) {

@@ -1,8 +1,8 @@
 //! Read-ahead decisions per open file: pure arithmetic, table-tested.
 //!
 //! A handle whose reads follow each other (each starting where the previous
-//! one ended, give or take one window, since the kernel may send concurrent
-//! reads slightly out of order) is sequential. For a sequential handle the
+//! one ended, give or take a few chunks, since the kernel may send concurrent
+//! or split reads slightly out of order) is sequential. For a sequential handle the
 //! daemon keeps `window` data chunks beyond the current read loaded: once
 //! `step` chunks of the window (at most half of it) are missing, the missing
 //! part is handed to the prefetch pool, which loads it in pieces of about
@@ -36,6 +36,12 @@ impl Sequential {
     /// prefetch now, if any. `window` is the read-ahead in chunks (0 = off);
     /// a refill is due once at least `step` chunks of it are missing (at
     /// least 1, at most half the window).
+    /// Forgets that chunks from `chunk` on were requested (the pool refused
+    /// them), so the next read asks again.
+    pub fn unrequest(&mut self, chunk: u64) {
+        self.ahead_until = self.ahead_until.min(chunk);
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn on_read(
         &mut self,
@@ -221,5 +227,14 @@ mod tests {
         // Reads go on from the furthest end: still sequential, and only the
         // missing piece is asked for (a reset would ask for 48..112 again).
         assert_eq!(s.on_read(&g, 0, 1000 * C, 2 * m, m, 64, 16), Some(96..112));
+    }
+
+    #[test]
+    fn refused_pieces_are_asked_for_again() {
+        let g = Geometry::new(C as u32, 1000 * C);
+        let mut s = Sequential::default();
+        assert_eq!(s.on_read(&g, 0, 1000 * C, 0, C, 8, 2), Some(1..9));
+        s.unrequest(5); // 5..9 could not be queued
+        assert_eq!(s.on_read(&g, 0, 1000 * C, C, C, 8, 2), Some(5..10));
     }
 }

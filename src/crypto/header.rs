@@ -24,8 +24,10 @@ use sha2::Sha256;
 
 use super::aead::Suite;
 use super::keys::{ct_eq, DataKey, DerivedKeys};
+use super::le::Le;
 use super::offsets::{valid_chunk_size, Geometry};
 use super::Error;
+use crate::util::hex;
 
 /// The 8 magic bytes every archive starts with.
 pub const MAGIC: [u8; 8] = *b"\x89HPCS\r\n\x1a";
@@ -195,7 +197,7 @@ impl Header {
         if bytes.len() != header_len as usize {
             return Err(Error::MalformedHeader("header length mismatch"));
         }
-        let mut r = Cursor { b: bytes, pos: 10 };
+        let mut r = Le::new(bytes, 10, || Error::MalformedHeader("header ends early"));
         let suite_id = r.u16()?;
         let features = r.u32()?;
         if features & !KNOWN_FEATURES != 0 {
@@ -216,7 +218,7 @@ impl Header {
         for _ in 0..count {
             let kind = r.u16()?;
             let n = r.u32()? as usize;
-            if n > bytes.len().saturating_sub(r.pos + MAC_LEN) {
+            if n > bytes.len().saturating_sub(r.pos() + MAC_LEN) {
                 return Err(Error::MalformedHeader("stanza runs past the header"));
             }
             stanzas.push(Stanza {
@@ -224,10 +226,10 @@ impl Header {
                 body: r.take(n)?.to_vec(),
             });
         }
-        if r.pos != bytes.len() - MAC_LEN {
+        if r.pos() != bytes.len() - MAC_LEN {
             return Err(Error::MalformedHeader("stanzas do not fill the header"));
         }
-        let mac: [u8; MAC_LEN] = bytes[r.pos..].try_into().expect("32 bytes");
+        let mac: [u8; MAC_LEN] = bytes[r.pos()..].try_into().expect("32 bytes");
         let h = Header {
             suite,
             chunk_size,
@@ -238,7 +240,7 @@ impl Header {
             stanzas,
             header_len,
             mac,
-            signed: bytes[..r.pos].to_vec(),
+            signed: bytes[..r.pos()].to_vec(),
         };
         // Reject lengths whose layout would overflow before anything uses them.
         h.data_geometry()
@@ -303,38 +305,6 @@ fn mac(keys: &DerivedKeys, signed: &[u8]) -> [u8; MAC_LEN] {
         .expect("HMAC takes any key length");
     m.update(signed);
     m.finalize().into_bytes().into()
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-struct Cursor<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or(Error::MalformedHeader("header ends early"))?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u16(&mut self) -> Result<u16, Error> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2")))
-    }
-    fn u32(&mut self) -> Result<u32, Error> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
-    }
-    fn u64(&mut self) -> Result<u64, Error> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
-    }
 }
 
 /// Stanza type: the recipient list, sealed under the notes key (FORMAT.md).

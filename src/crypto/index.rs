@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use super::le::Le;
 use super::Error;
 
 /// Entry kind codes in the serialised index.
@@ -171,7 +172,9 @@ impl Tree {
     /// `data_len` bytes.
     pub fn parse(bytes: &[u8], data_len: u64) -> Result<Tree, Error> {
         let bad = |why: &str| Error::IndexInvalid(why.to_string());
-        let mut r = Reader { b: bytes, pos: 0 };
+        let mut r = Le::new(bytes, 0, || {
+            Error::IndexInvalid("index ends inside an entry".into())
+        });
         let count = r.u32()? as usize;
         if count == 0 {
             return Err(bad("no root entry"));
@@ -290,7 +293,7 @@ impl Tree {
                 name_len: name_len as u16,
             });
         }
-        if r.pos != bytes.len() {
+        if r.pos() != bytes.len() {
             return Err(bad("trailing bytes after the last entry"));
         }
         // Hard links share mode and mtime with their inode, and count names.
@@ -366,36 +369,6 @@ pub fn check_name(name: &[u8]) -> Result<(), &'static str> {
         return Err("name contains / or NUL");
     }
     Ok(())
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| Error::IndexInvalid("index ends inside an entry".into()))?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, Error> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, Error> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2")))
-    }
-    fn u32(&mut self) -> Result<u32, Error> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
-    }
-    fn u64(&mut self) -> Result<u64, Error> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
-    }
 }
 
 /// A file's place in the data stream, as the writer must fill it.

@@ -17,6 +17,7 @@ pub mod aead;
 pub mod header;
 pub mod index;
 pub mod keys;
+mod le;
 pub mod nonce;
 pub mod offsets;
 pub mod reader;

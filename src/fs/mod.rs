@@ -27,7 +27,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -143,34 +143,6 @@ pub struct MountedArchive<S> {
     pub archive: Archive<S>,
 }
 
-static VERBOSITY: AtomicU8 = AtomicU8::new(0);
-
-/// Writes a log line to stderr if `level <= verbosity` (0 warn, 1 info, 2 debug).
-/// Log lines name files and chunk indices, never data or keys.
-pub fn log(level: u8, msg: std::fmt::Arguments<'_>) {
-    if level <= VERBOSITY.load(Ordering::Relaxed) {
-        let tag = match level {
-            0 => "warning",
-            1 => "info",
-            _ => "debug",
-        };
-        // One write(2) per line: concurrent threads never interleave, and a
-        // reader of the log file never sees half a line.
-        let line = format!("hpcs-mount: {tag}: {msg}\n");
-        let _ = io::Write::write_all(&mut io::stderr().lock(), line.as_bytes());
-    }
-}
-
-/// True when [`log`] would print at `level`.
-pub fn log_enabled(level: u8) -> bool {
-    level <= VERBOSITY.load(Ordering::Relaxed)
-}
-
-/// Sets the level for [`log`].
-pub fn set_verbosity(v: u8) {
-    VERBOSITY.store(v, Ordering::Relaxed);
-}
-
 /// What a mount reports about itself after construction.
 #[derive(Clone, Debug)]
 pub struct CacheInfo {
@@ -245,7 +217,7 @@ impl<S: Source + 'static> HpcsFs<S> {
         cfg: MountConfig,
         output: Option<(String, crate::results::Run)>,
     ) -> io::Result<(HpcsFs<S>, CacheInfo)> {
-        set_verbosity(cfg.verbosity);
+        crate::log::set_verbosity(cfg.verbosity);
         let mut names = Vec::new();
         let mut labels = Vec::new();
         let mut list = Vec::new();
@@ -411,7 +383,7 @@ fn with_reply_buf<R>(n: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, FsEr
 /// for a reply dropped unsent) plus a log line.
 fn guarded(op: &str, f: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(f)).is_err() {
-        log(
+        crate::log::log(
             0,
             format_args!("internal error in {op} (a bug; please report it); replied EIO"),
         );
@@ -606,12 +578,12 @@ impl<S: Source + 'static> HpcsFs<S> {
             Ok(Ok(())) => {}
             Ok(Err((f, reply))) => {
                 let line = f.error_line(&inner.path_of(archive, id));
-                log(0, format_args!("{line}; read returned EIO"));
+                crate::log::log(0, format_args!("{line}; read returned EIO"));
                 reply.error(f.error.errno());
             }
             Err(e) => {
                 let path = inner.path_of(archive, id);
-                log(0, format_args!("{path}: {e:?}; read returned EIO"));
+                crate::log::log(0, format_args!("{path}: {e:?}; read returned EIO"));
             }
         }
     }
@@ -666,8 +638,8 @@ impl<S: Source + 'static> HpcsFs<S> {
                 }
                 return;
             }
-            if log_enabled(2) {
-                log(
+            if crate::log::enabled(crate::log::DEBUG) {
+                crate::log::log(
                     2,
                     format_args!(
                         "prefetch {} chunks {}..{}",
@@ -808,7 +780,7 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
             InitFlags::FUSE_CACHE_SYMLINKS,
         ] {
             if config.add_capabilities(cap).is_err() {
-                log(2, format_args!("kernel lacks capability {cap:?}"));
+                crate::log::log(2, format_args!("kernel lacks capability {cap:?}"));
             }
         }
         let _ = config.set_max_background(64);
@@ -822,12 +794,12 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         let direct = self.inner.cfg.direct_io.unwrap_or(mmap_ok);
         self.inner.direct_io.store(direct, Ordering::Relaxed);
         if direct && !mmap_ok {
-            log(
+            crate::log::log(
                 0,
                 format_args!("--direct-io on a kernel without FUSE_DIRECT_IO_ALLOW_MMAP: shared mmap of files will fail (ENODEV)"),
             );
         }
-        log(
+        crate::log::log(
             1,
             format_args!(
                 "I/O mode: {}",

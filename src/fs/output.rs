@@ -18,7 +18,6 @@ use std::time::SystemTime;
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
 use super::attr::Owner;
-use super::log;
 use crate::results::{
     Finished, ManifestBody, ManifestDir, ManifestFile, ManifestOpen, ObjectWriter, Run,
 };
@@ -88,10 +87,6 @@ pub struct CloseReport {
     pub manifest: Result<std::path::PathBuf, String>,
 }
 
-fn now() -> SystemTime {
-    SystemTime::now()
-}
-
 impl Output {
     /// An empty output directory called `name` under the top directory.
     pub fn new(name: String, run: Run, owner: Owner) -> Output {
@@ -102,7 +97,7 @@ impl Output {
                 parent: 1,
                 name: name.as_bytes().to_vec(),
                 mode: 0o700,
-                mtime: now(),
+                mtime: SystemTime::now(),
                 linked: true,
                 kind: Kind::Dir {
                     children: BTreeMap::new(),
@@ -229,7 +224,7 @@ impl Output {
         // The object file is created outside the tree lock (shared storage
         // can be slow); the name is checked again when inserting.
         let w = self.run.create().map_err(|e| {
-            log(
+            crate::log::log(
                 0,
                 format_args!(
                     "output {}: cannot create an object in {}: {e}",
@@ -271,7 +266,7 @@ impl Output {
                 Ok(())
             }
             Kind::File(_) => {
-                log(
+                crate::log::log(
                     1,
                     format_args!(
                         "output {}: {} is finished; results are write-once (write a new file)",
@@ -302,7 +297,7 @@ impl Output {
             return Err(Errno::EIO);
         };
         if offset != obj.len() {
-            log(
+            crate::log::log(
                 0,
                 format_args!(
                     "output {}: write at offset {offset} of a file holding {} bytes: output files are written sequentially only (ESPIPE)",
@@ -313,7 +308,7 @@ impl Output {
             return Err(Errno::ESPIPE);
         }
         if let Err(e) = obj.write(data) {
-            log(
+            crate::log::log(
                 0,
                 format_args!(
                     "output {}: writing object {} failed: {e}; the file is incomplete",
@@ -344,7 +339,7 @@ impl Output {
         let cur = self.getattr(ino)?;
         if let Some(s) = size {
             if s != cur.size {
-                log(
+                crate::log::log(
                     1,
                     format_args!(
                         "output {}: truncating to {s} bytes refused: output files only grow",
@@ -401,7 +396,7 @@ impl Output {
                 match obj.finish(path, mode) {
                     Ok(f) => Some(FileState::Done(f)),
                     Err(e) => {
-                        log(
+                        crate::log::log(
                             0,
                             format_args!(
                                 "output {}: finishing {} ({partial}) failed: {e}; it is incomplete",
@@ -427,7 +422,7 @@ impl Output {
             };
             if let Some(obj) = obj.filter(|o| !o.is_empty()) {
                 if let Err(e) = self.run.remove(&obj) {
-                    log(
+                    crate::log::log(
                         0,
                         format_args!("output {}: cannot delete object {obj}: {e}", self.name),
                     );
@@ -477,7 +472,7 @@ impl Output {
             t.nodes.remove(&ino);
             if !obj.is_empty() {
                 if let Err(e) = self.run.remove(&obj) {
-                    log(
+                    crate::log::log(
                         0,
                         format_args!("output {}: cannot delete object {obj}: {e}", self.name),
                     );
@@ -553,7 +548,7 @@ impl Output {
         if let Some(n) = t.nodes.get_mut(&ino) {
             n.parent = new_parent;
             n.name = new_name.as_bytes().to_vec();
-            n.mtime = now();
+            n.mtime = SystemTime::now();
         }
         Ok(())
     }
@@ -694,7 +689,7 @@ fn insert(
             parent,
             name: name.to_vec(),
             mode: mode & 0o777,
-            mtime: now(),
+            mtime: SystemTime::now(),
             linked: true,
             kind,
         },

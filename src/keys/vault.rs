@@ -24,7 +24,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -32,8 +32,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use super::config::Settings;
-use crate::crypto::header::{hex, Stanza, STANZA_VAULT};
+use crate::crypto::header::{Stanza, STANZA_VAULT};
 use crate::crypto::DataKey;
+use crate::util::{hex, now_secs, unhex_array};
 
 /// Prefix of identity-slot role names.
 pub const SLOT_PREFIX: &str = "spiffe-";
@@ -376,24 +377,6 @@ pub fn slot_role(spiffe_id: &str) -> String {
     )
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 // ---------------------------------------------------------------- records
 
 /// The owner's record at `<kv>/ds/<owner>/<name>`: the key, the pinned archive
@@ -456,7 +439,7 @@ impl Drop for HexKey {
 }
 
 fn key_of(hex_key: &Option<HexKey>) -> Option<DataKey> {
-    let mut raw = unhex32(&hex_key.as_ref()?.0)?;
+    let mut raw = unhex_array::<32>(&hex_key.as_ref()?.0)?;
     let k = DataKey::from_bytes(raw);
     raw.zeroize();
     Some(k)
@@ -1297,7 +1280,7 @@ impl Registrar {
         let allowed = dedup(allowed);
         self.preflight(ds, &allowed, replace)?;
         let old = self.read_meta(ds)?;
-        let created = old.as_ref().map(|m| m.created).unwrap_or_else(now);
+        let created = old.as_ref().map(|m| m.created).unwrap_or_else(now_secs);
         let aid = hex(archive_id);
         for id in &allowed {
             self.write_slot(ds, id, key, &aid)?;
@@ -1314,7 +1297,7 @@ impl Registrar {
             key_hex: Some(HexKey::of(key)),
             allowed: allowed.clone(),
             created,
-            updated: now(),
+            updated: now_secs(),
             ..MetaRecord::default()
         };
         self.c
@@ -1342,7 +1325,7 @@ impl Registrar {
             spiffe_id: id.to_string(),
             archive_id: aid.to_string(),
             key_hex: Some(HexKey::of(key)),
-            created: now(),
+            created: now_secs(),
             ..SlotRecord::default()
         };
         self.c
@@ -1356,7 +1339,7 @@ impl Registrar {
             dataset: ds.to_string(),
             spiffe_id: id.to_string(),
             revoked: true,
-            revoked_at: Some(now()),
+            revoked_at: Some(now_secs()),
             reason: Some(reason.to_string()),
             ..SlotRecord::default()
         };
@@ -1435,7 +1418,7 @@ impl Registrar {
             key_hex: m.key_hex.clone(),
             allowed: allowed.clone(),
             created: m.created,
-            updated: now(),
+            updated: now_secs(),
             ..MetaRecord::default()
         };
         self.c
@@ -1460,7 +1443,7 @@ impl Registrar {
             .c
             .kv_list(&format!("{}/", ds.meta_path()))
             .map_err(|e| self.denied_or(e, ds, "list the key copies"))?;
-        let at = now();
+        let at = now_secs();
         for slot in slots.iter().filter(|k| !k.ends_with('/')) {
             let path = ds.slot_path(slot);
             let old: Option<SlotRecord> = self
@@ -1747,9 +1730,9 @@ mod tests {
     #[test]
     fn hex_round_trip() {
         let k = [0xa5u8; 32];
-        assert_eq!(unhex32(&hex(&k)), Some(k));
-        assert_eq!(unhex32("zz"), None);
-        assert_eq!(unhex32(&"g".repeat(64)), None);
+        assert_eq!(unhex_array::<32>(&hex(&k)), Some(k));
+        assert_eq!(unhex_array::<32>("zz"), None);
+        assert_eq!(unhex_array::<32>(&"g".repeat(64)), None);
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn open_lib(
 /// SHA-256 of `data`, lower-case hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    hpcs::crypto::header::hex(&sha2::Sha256::digest(data))
+    hpcs::util::hex(&sha2::Sha256::digest(data))
 }
 
 /// A deterministic pseudo-random byte stream (xorshift), for test data.

@@ -49,12 +49,7 @@ impl Fail {
     }
 }
 
-macro_rules! warn {
-    ($($t:tt)*) => { hfs::log(0, format_args!($($t)*)) };
-}
-macro_rules! info {
-    ($($t:tt)*) => { hfs::log(1, format_args!($($t)*)) };
-}
+use hpcs::{info, warn};
 
 /// Checked settings.
 struct Settings {
@@ -114,7 +109,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    hfs::set_verbosity(cli.verbose);
+    hpcs::log::init("hpcs-mount", cli.verbose);
     let result = match &cli.unmount {
         Some(m) => unmount_cmd(m, cli.lazy),
         None => settings(cli).and_then(start),
@@ -128,24 +123,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Parses "256M", "1G", "64K", "0", "1048576".
-fn parse_size(s: &str) -> Option<u64> {
-    let t = s.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (num, mult) = match t.chars().last()? {
-        'k' | 'K' => (&t[..t.len() - 1], 1u64 << 10),
-        'm' | 'M' => (&t[..t.len() - 1], 1 << 20),
-        'g' | 'G' => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
-}
-
 fn size_arg(flag: &str, v: &str) -> Result<u64, Fail> {
-    parse_size(v).ok_or_else(|| {
+    hpcs::util::parse_size(v).ok_or_else(|| {
         Fail::new(
             exit::USAGE,
             format!("invalid {flag} {v:?}: give a size such as 256M, 1G or 0"),
@@ -769,7 +748,7 @@ fn set_kernel_readahead(dev: u64, bytes: u64) {
     let (maj, min) = (libc::major(dev), libc::minor(dev));
     let p = format!("/sys/class/bdi/{maj}:{min}/read_ahead_kb");
     if let Err(e) = std::fs::write(&p, format!("{}", (bytes >> 10).max(4))) {
-        hfs::log(2, format_args!("cannot set {p}: {e}"));
+        hpcs::log::log(hpcs::log::DEBUG, format_args!("cannot set {p}: {e}"));
     }
 }
 
@@ -890,7 +869,7 @@ fn serve(
             info!(
                 "results directory {name}: encrypted into {} (run {})",
                 dir.display(),
-                results::hex(&run.info().run)
+                hpcs::util::hex(&run.info().run)
             );
             Some((name, run))
         }

@@ -111,9 +111,9 @@ pub fn obtain(header: &Header, label: &str, a: &VaultMountArgs) -> Result<DataKe
     let mut s = config::load(flags)
         .and_then(|l| l.resolve(Some(&vref)))
         .map_err(vfail)?;
-    s.notice = Some(Arc::new(|m: &str| hpcs::fs::log(0, format_args!("{m}"))));
+    s.notice = Some(Arc::new(|m: &str| hpcs::log::log(0, format_args!("{m}"))));
     let (key, rel) = vault::release_key_with(&s, &vref, &header.archive_id).map_err(vfail)?;
-    hpcs::fs::log(
+    hpcs::log::log(
         1,
         format_args!(
             "{label}: key of dataset {} released by Vault to {}{}",

@@ -14,14 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
-use hpcs::crypto::header::{
-    hex, open_note, seal_note, STANZA_AGE, STANZA_RECIPIENTS, STANZA_VAULT,
-};
+use hpcs::crypto::header::{open_note, seal_note, STANZA_AGE, STANZA_RECIPIENTS, STANZA_VAULT};
 use hpcs::crypto::index::Kind;
 use hpcs::crypto::offsets::valid_chunk_size;
 use hpcs::crypto::{Archive, DataKey, FileSource, SealedArchive, Stanza, Suite, WriteOptions};
 use hpcs::exit;
 use hpcs::keys::{self, Recipient};
+use hpcs::util::hex;
 
 use cli::{Cli, Command};
 
@@ -111,16 +110,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
     }
 }
 
-/// Parses "64K", "1M", "65536".
+/// A chunk size: "64K", "1M", "65536" (at most 4 GiB - 1).
 fn parse_size(s: &str) -> Option<u32> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last()? {
-        'k' | 'K' => (&s[..s.len() - 1], 1024u64),
-        'm' | 'M' => (&s[..s.len() - 1], 1024 * 1024),
-        _ => (s, 1),
-    };
-    let v = num.parse::<u64>().ok()?.checked_mul(mult)?;
-    u32::try_from(v).ok()
+    hpcs::util::parse_size(s).and_then(|v| u32::try_from(v).ok())
 }
 
 fn write_options(w: &cli::WriteArgs) -> Result<WriteOptions, Fail> {

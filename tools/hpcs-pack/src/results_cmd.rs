@@ -109,7 +109,7 @@ fn print_report(r: &DirReport, quiet: bool) {
 }
 
 fn print_run(run: &RunReport, quiet: bool) {
-    let id = results::hex(&run.run);
+    let id = hpcs::util::hex(&run.run);
     let complete = run
         .files
         .iter()

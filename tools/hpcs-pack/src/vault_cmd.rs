@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hpcs::crypto::header::{hex, STANZA_VAULT};
+use hpcs::crypto::header::STANZA_VAULT;
 use hpcs::crypto::{DataKey, Stanza};
 use hpcs::exit;
 use hpcs::keys::config::{self, Layer, Settings};
@@ -16,6 +16,7 @@ use hpcs::keys::vault::{
     self, Dataset, JwtTrust, Registrar, Secret, SetupOptions, Status, UserLogin, VaultError,
     VaultRef,
 };
+use hpcs::util::hex;
 
 use super::cli_vault::{AllowArgs, PackVaultArgs, RegisterArgs, RevokeArgs, SetupArgs, VaultArgs};
 use super::Fail;

@@ -1,8 +1,12 @@
-//! Every failure of a FUSE operation, and the one place that turns it into an
-//! errno (gocryptfs `doRead` style). Callbacks build an [`FsError`]; only
-//! [`FsError::errno`] decides what the kernel sees. Authentication failures,
-//! I/O errors on the backing archive and internal errors are all `EIO`: a read
-//! either returns exactly the authentic bytes asked for, or fails.
+//! Every failure of a FUSE operation, on the archive side and in the results
+//! directory alike, and the one place that turns it into an errno (gocryptfs
+//! `doRead` style). Operations return `Result<_, FsError>`; only
+//! [`FsError::errno`] decides what the kernel sees, and only
+//! [`super::reply::answer`] calls it. Authentication failures, I/O errors on
+//! the backing archive and internal errors are all `EIO`: a read either
+//! returns exactly the authentic bytes asked for, or fails.
+
+use std::io;
 
 use fuser::Errno;
 
@@ -19,11 +23,13 @@ pub enum FsError {
     IsDir,
     /// readlink on something that is not a symlink.
     NotSymlink,
-    /// Any modification: the mount is read-only.
+    /// Any modification outside the results directory: the archives are
+    /// read-only (also: a new entry in a results directory already closed).
     ReadOnly,
     /// No such extended attribute (the archive stores none).
     NoXattr,
-    /// An unknown or already released file handle.
+    /// An unknown or already released file handle, or a write to a results
+    /// file that is no longer being written.
     BadHandle,
     /// A request outside what the archive holds (bad offset arithmetic).
     Range,
@@ -31,8 +37,33 @@ pub enum FsError {
     Archive(FormatError),
     /// A bug: a panic was caught or an invariant did not hold.
     Internal(&'static str),
-    /// From the results directory, already an errno.
-    Output(Errno),
+    /// An operation the filesystem does not implement, so the kernel stops
+    /// sending it (FLUSH).
+    NotImplemented,
+    /// The name already exists (results directory).
+    Exists,
+    /// rmdir, or rename over, a directory that is not empty.
+    NotEmpty,
+    /// An empty name, `.`, `..`, a name with `/`, or a rename that would
+    /// move a directory under itself or exchange two entries.
+    Invalid,
+    /// A name longer than 255 bytes.
+    NameTooLong,
+    /// Refused by the results rules: results are write-once and only grow,
+    /// their owner is fixed, nothing but files and directories is stored.
+    NotPermitted,
+    /// Reading a results file: results are encrypted to the user, the node
+    /// cannot read them back.
+    WriteOnly,
+    /// A results file written anywhere but at its end.
+    NotSequential,
+    /// A rename or copy between the results directory and the archives.
+    CrossDevice,
+    /// fallocate in the results directory.
+    Unsupported,
+    /// Writing a results object to its storage failed (its errno is kept,
+    /// `EIO` when it has none).
+    Storage(io::Error),
 }
 
 impl FsError {
@@ -42,13 +73,21 @@ impl FsError {
             FsError::NotFound => Errno::ENOENT,
             FsError::NotDir => Errno::ENOTDIR,
             FsError::IsDir => Errno::EISDIR,
-            FsError::NotSymlink => Errno::EINVAL,
+            FsError::NotSymlink | FsError::Range | FsError::Invalid => Errno::EINVAL,
             FsError::ReadOnly => Errno::EROFS,
             FsError::NoXattr => Errno::NO_XATTR,
             FsError::BadHandle => Errno::EBADF,
-            FsError::Range => Errno::EINVAL,
             FsError::Archive(_) | FsError::Internal(_) => Errno::EIO,
-            FsError::Output(e) => *e,
+            FsError::NotImplemented => Errno::ENOSYS,
+            FsError::Exists => Errno::EEXIST,
+            FsError::NotEmpty => Errno::ENOTEMPTY,
+            FsError::NameTooLong => Errno::ENAMETOOLONG,
+            FsError::NotPermitted => Errno::EPERM,
+            FsError::WriteOnly => Errno::EACCES,
+            FsError::NotSequential => Errno::ESPIPE,
+            FsError::CrossDevice => Errno::EXDEV,
+            FsError::Unsupported => Errno::EOPNOTSUPP,
+            FsError::Storage(e) => Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
 }
@@ -78,5 +117,28 @@ mod tests {
         assert_eq!(FsError::Internal("x").errno(), Errno::EIO);
         assert_eq!(FsError::ReadOnly.errno(), Errno::EROFS);
         assert_eq!(FsError::NotFound.errno(), Errno::ENOENT);
+    }
+
+    #[test]
+    fn results_failures_keep_their_errno() {
+        let full = FsError::Storage(io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(full.errno(), Errno::ENOSPC);
+        let other = FsError::Storage(io::Error::other("no errno"));
+        assert_eq!(other.errno(), Errno::EIO);
+        for (e, want) in [
+            (FsError::Exists, Errno::EEXIST),
+            (FsError::NotEmpty, Errno::ENOTEMPTY),
+            (FsError::Invalid, Errno::EINVAL),
+            (FsError::NameTooLong, Errno::ENAMETOOLONG),
+            (FsError::NotPermitted, Errno::EPERM),
+            (FsError::WriteOnly, Errno::EACCES),
+            (FsError::NotSequential, Errno::ESPIPE),
+            (FsError::CrossDevice, Errno::EXDEV),
+            (FsError::Unsupported, Errno::EOPNOTSUPP),
+            (FsError::NotImplemented, Errno::ENOSYS),
+            (FsError::BadHandle, Errno::EBADF),
+        ] {
+            assert_eq!(e.errno(), want, "{e:?}");
+        }
     }
 }

@@ -17,6 +17,10 @@
 # squashfs-tools gnuplot-nox age fuse3), builds the release binaries into
 # ${CARGO_TARGET_DIR:-target} (HPCS_NO_BUILD=1 reuses them; HPCS_MOUNT_BIN /
 # HPCS_PACK_BIN name other binaries), then runs tools/bench/bench.py.
+# hpcs-mount is built with the cargo feature bench-ceilings (the hidden
+# --bench-null and --bench-nocrypt ceilings, HPCS_BENCH_BACKING_* shaping),
+# which no binary for users may have: run `cargo build --release` (without
+# it) again before installing target/release/hpcs-mount anywhere.
 # Run it as root on a quiet machine: dropping caches between cold runs and
 # raising the FUSE read-ahead need root. Every mount is removed on exit.
 set -euo pipefail
@@ -56,11 +60,19 @@ mount_bin=${HPCS_MOUNT_BIN:-$target/release/hpcs-mount}
 pack_bin=${HPCS_PACK_BIN:-$target/release/hpcs-pack}
 if [[ -z ${HPCS_MOUNT_BIN:-} && -z ${HPCS_PACK_BIN:-} && ${HPCS_NO_BUILD:-0} != 1 ]]; then
   echo "bench: building release binaries into $target" >&2
-  cargo build --release --locked -q -p hpcs -p hpcs-pack --bin hpcs-mount --bin hpcs-pack
+  cargo build --release --locked -q -p hpcs -p hpcs-pack --features hpcs/bench-ceilings \
+    --bin hpcs-mount --bin hpcs-pack
 fi
 for b in "$mount_bin" "$pack_bin"; do
   [[ -x $b ]] || { echo "bench: $b is missing (build it, or unset HPCS_NO_BUILD)" >&2; exit 1; }
 done
+# A build without the ceilings refuses the flag as an unknown argument.
+if ! "$mount_bin" --bench-nocrypt --version >/dev/null 2>&1; then
+  echo "bench: $mount_bin has no benchmark ceilings: build it with" \
+    "'cargo build --release --features hpcs/bench-ceilings', or let this script" \
+    "build it (unset HPCS_MOUNT_BIN and HPCS_NO_BUILD)" >&2
+  exit 1
+fi
 build=release
 if [[ $mount_bin == */debug/* || $pack_bin == */debug/* ]]; then
   build=debug

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): set up, then run every test of the workspace
 # with both crypto backends, then the end-to-end Slurm workflow tests on a
-# real single-node cluster (root only). Missing prerequisites fail instead of
+# real single-node cluster (root only), then the benchmark-ceiling tests in a
+# build with the feature bench-ceilings. Missing prerequisites fail instead of
 # skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +10,15 @@ tools/setup.sh
 export HPCS_REQUIRE_FUSE=1 HPCS_REQUIRE_BAO=1 HPCS_REQUIRE_AGE=1 HPCS_REQUIRE_BOTH_BACKENDS=1 HPCS_REQUIRE_SHELLCHECK=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --features hpcs/rustcrypto --locked -- -D warnings
+cargo clippy --workspace --all-targets --features hpcs/rustcrypto,hpcs/bench-ceilings --locked -- -D warnings
 cargo test --workspace --features hpcs/rustcrypto --locked "$@"
 if [[ $(id -u) -eq 0 ]]; then
   HPCS_NO_BUILD=1 tools/slurm/test.sh
 else
   echo "test: the Slurm workflow tests (tools/slurm/test.sh) need root; not run" >&2
 fi
+# The benchmark ceilings (feature bench-ceilings) are in no default build, so
+# the tests above check that hpcs-mount lacks them; last (it rebuilds
+# target/debug/hpcs-mount with them), the tests of the ceilings and of the
+# bench harness that measures them.
+cargo test --features hpcs/rustcrypto,hpcs/bench-ceilings --locked --test it -- bench:: mount::ceilings::

@@ -114,6 +114,18 @@ fn compact(g: &Geometry, first: u64, buf: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What [`Archive::read_chunks_in`] does with the chunks it has read.
+#[derive(Clone, Copy)]
+enum Opening {
+    /// Authenticate and decrypt them on the rayon pool.
+    Parallel,
+    /// Authenticate and decrypt them on this thread.
+    Serial,
+    /// Leave them as stored (the no-crypto benchmark ceiling only).
+    #[cfg(feature = "bench-ceilings")]
+    Skip,
+}
+
 /// An unlocked archive: authenticated header, validated index, ready to read.
 pub struct Archive<S> {
     source: S,
@@ -168,27 +180,30 @@ impl<S: Source> Archive<S> {
     /// read, then opens them in parallel. On success each slot's plaintext is
     /// its first `len - TAG_LEN` bytes. On failure no slot holds plaintext.
     pub fn read_chunks(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), Error> {
-        self.read_chunks_in(first, slots, Some(true))
+        self.read_chunks_in(first, slots, Opening::Parallel)
     }
 
     /// [`Archive::read_chunks`], opening the chunks on the calling thread
     /// (for callers that are themselves one of several parallel tasks).
     pub fn read_chunks_serial(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), Error> {
-        self.read_chunks_in(first, slots, Some(false))
+        self.read_chunks_in(first, slots, Opening::Serial)
     }
 
-    /// Benchmarks only: [`Archive::read_chunks`] without opening the chunks.
-    /// The slots keep the stored (encrypted, unauthenticated) bytes.
+    /// Benchmarks only (the no-crypto ceiling; cargo feature
+    /// `bench-ceilings`, never in a default build): [`Archive::read_chunks`]
+    /// without opening the chunks. The slots keep the stored (encrypted,
+    /// unauthenticated) bytes.
+    #[cfg(feature = "bench-ceilings")]
     #[doc(hidden)]
     pub fn read_chunks_stored(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), Error> {
-        self.read_chunks_in(first, slots, None)
+        self.read_chunks_in(first, slots, Opening::Skip)
     }
 
     fn read_chunks_in(
         &self,
         first: u64,
         slots: &mut [&mut [u8]],
-        par: Option<bool>,
+        opening: Opening,
     ) -> Result<(), Error> {
         let g = self.data.geometry();
         let n = slots.len() as u64;
@@ -205,10 +220,11 @@ impl<S: Source> Archive<S> {
         }
         let off = self.header.data_offset() + g.chunk_cipher_offset(first);
         self.source.read_vectored_exact_at(slots, off)?;
-        let opened = match par {
-            Some(true) => self.data.open_slots(first, slots),
-            Some(false) => self.data.open_slots_serial(first, slots),
-            None => Ok(()),
+        let opened = match opening {
+            Opening::Parallel => self.data.open_slots(first, slots),
+            Opening::Serial => self.data.open_slots_serial(first, slots),
+            #[cfg(feature = "bench-ceilings")]
+            Opening::Skip => Ok(()),
         };
         opened.map_err(|chunk| Error::ChunkAuth {
             stream: StreamKind::Data,

@@ -1,16 +1,46 @@
-//! Benchmark helpers for the read path (not for production use).
+//! Benchmark ceilings and shaping for the read path: compiled only with the
+//! cargo feature `bench-ceilings` (tools/bench.sh builds with it), never in
+//! the binaries users install, since a ceiling serves zeros or
+//! unauthenticated bytes instead of a file's contents.
 //!
-//! [`ShapedSource`] wraps a backing source and adds a fixed latency per
-//! request plus a bandwidth limit, to imitate a remote parallel filesystem
-//! (Lustre) on a local disk. The ceilings are
+//! [`BenchMode`] is what a read does: the real thing, or a ceiling chosen by
 //! [`super::MountConfig::no_crypt`] (the same reads without decryption or
-//! authentication) and [`super::MountConfig::null_data`] (the same FUSE code
-//! path serving zeros, no archive reads).
+//! authentication) or [`super::MountConfig::null_data`] (the same FUSE code
+//! path serving zeros, no archive reads). [`ShapedSource`] wraps a backing
+//! source and adds a fixed latency per request plus a bandwidth limit, to
+//! imitate a remote parallel filesystem (Lustre) on a local disk.
 
 use std::io;
 use std::time::Duration;
 
 use crate::crypto::Source;
+
+use super::MountConfig;
+
+/// What a read does: the real thing, or a benchmark ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchMode {
+    /// Read, authenticate and decrypt (production).
+    Real,
+    /// Serve zeros; no backing read, no cache (FUSE-only ceiling).
+    Zeros,
+    /// Cache, read-ahead and backing reads as usual, no decryption or
+    /// authentication: the stored bytes are served (no-crypto ceiling).
+    NoCrypt,
+}
+
+impl BenchMode {
+    /// The mode `cfg` asks for.
+    pub fn of(cfg: &MountConfig) -> BenchMode {
+        if cfg.null_data {
+            BenchMode::Zeros
+        } else if cfg.no_crypt {
+            BenchMode::NoCrypt
+        } else {
+            BenchMode::Real
+        }
+    }
+}
 
 /// A source with added per-request latency and a bandwidth cap.
 pub struct ShapedSource<S> {

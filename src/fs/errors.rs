@@ -1,10 +1,10 @@
 //! Every failure of a FUSE operation, on the archive side and in the results
 //! directory alike, and the one place that turns it into an errno (gocryptfs
 //! `doRead` style). Operations return `Result<_, FsError>`; only
-//! [`FsError::errno`] decides what the kernel sees, and only
-//! [`super::reply::answer`] calls it. Authentication failures, I/O errors on
-//! the backing archive and internal errors are all `EIO`: a read either
-//! returns exactly the authentic bytes asked for, or fails.
+//! [`FsError::errno`] decides what the kernel sees, and only `reply::answer`
+//! calls it. Authentication failures, I/O errors on the backing archive and
+//! internal errors are all `EIO`: a read either returns exactly the authentic
+//! bytes asked for, or fails.
 
 use std::io;
 

@@ -27,6 +27,7 @@
 //! or `EIO`.
 
 pub mod attr;
+#[cfg(feature = "bench-ceilings")]
 pub mod bench;
 pub mod cache;
 mod callbacks;
@@ -55,7 +56,7 @@ use crate::secmem::SlotArena;
 use attr::{Inodes, Owner};
 use cache::ChunkCache;
 use output::Output;
-use read::{BenchMode, DataPath};
+use read::DataPath;
 
 /// Largest read the kernel sends (fs.fuse.max_pages_limit = 256 pages).
 const MAX_REQUEST: usize = 1 << 20;
@@ -91,10 +92,14 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Let root in (but no other user): fuser's `allow_root`.
     pub allow_root: bool,
-    /// Serve zeros instead of archive data (benchmark ceiling only).
+    /// Serve zeros instead of archive data (benchmark ceiling only; cargo
+    /// feature `bench-ceilings`).
+    #[cfg(feature = "bench-ceilings")]
     pub null_data: bool,
     /// Read the archive as usual but skip decryption and authentication,
-    /// serving the stored bytes (benchmark ceiling only).
+    /// serving the stored bytes (benchmark ceiling only; cargo feature
+    /// `bench-ceilings`).
+    #[cfg(feature = "bench-ceilings")]
     pub no_crypt: bool,
     /// Source name shown in the mount table.
     pub fsname: String,
@@ -119,7 +124,9 @@ impl Default for MountConfig {
             prefetch_threads: 2,
             allow_other: false,
             allow_root: false,
+            #[cfg(feature = "bench-ceilings")]
             null_data: false,
+            #[cfg(feature = "bench-ceilings")]
             no_crypt: false,
             fsname: "hpcs".into(),
             verbosity: 0,
@@ -249,7 +256,17 @@ impl<S: Source + 'static> HpcsFs<S> {
             }
         }
         let output = output.map(|(name, run)| Output::new(name, run, owner));
-        let pool = if cfg.readahead_bytes > 0 && !cfg.null_data {
+        let data = DataPath::new(list, ChunkCache::new(arena));
+        let prefetch = cfg.readahead_bytes > 0;
+        #[cfg(feature = "bench-ceilings")]
+        let (data, prefetch) = {
+            let mode = bench::BenchMode::of(&cfg);
+            (
+                data.with_ceiling(mode),
+                prefetch && mode != bench::BenchMode::Zeros,
+            )
+        };
+        let pool = if prefetch {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(cfg.prefetch_threads.max(1))
                 .thread_name(|i| format!("hpcs-prefetch-{i}"))
@@ -258,14 +275,6 @@ impl<S: Source + 'static> HpcsFs<S> {
         } else {
             None
         };
-        let mode = if cfg.null_data {
-            BenchMode::Zeros
-        } else if cfg.no_crypt {
-            BenchMode::NoCrypt
-        } else {
-            BenchMode::Real
-        };
-        let data = DataPath::new(list, ChunkCache::new(arena), mode);
         let cfg_direct = cfg.direct_io;
         let inner = Arc::new(Inner {
             names,

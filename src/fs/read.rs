@@ -8,10 +8,10 @@
 //! The output is either filled completely with authentic plaintext or the
 //! call fails: there is no partial success. [`DataPath::prefetch`] loads
 //! chunks ahead of a sequential reader and never waits for cache space.
-//! Two benchmark modes measure what the crypto costs: [`BenchMode::Zeros`]
-//! serves zeros without touching the archive (the FUSE path alone), and
-//! [`BenchMode::NoCrypt`] does everything but decryption and authentication
-//! (cache, read-ahead, backing reads) and serves the stored bytes.
+//! Only a build with the cargo feature `bench-ceilings` knows the benchmark
+//! ceilings (`bench::BenchMode`): zeros without touching the archive, or the
+//! stored bytes without decryption and authentication. A default build has no
+//! path that serves anything but authentic plaintext.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ use std::sync::Arc;
 use crate::crypto::aead::TAG_LEN;
 use crate::crypto::{Archive, Error as FormatError, Source};
 
+#[cfg(feature = "bench-ceilings")]
+use super::bench::BenchMode;
 use super::cache::{ChunkCache, Claim, Ready};
 use super::errors::FsError;
 
@@ -26,22 +28,11 @@ use super::errors::FsError;
 /// it gives up (its own failed load is final at once).
 const FOREIGN_FAILURES: u32 = 2;
 
-/// What a read does: the real thing, or a benchmark ceiling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BenchMode {
-    /// Read, authenticate and decrypt (production).
-    Real,
-    /// Serve zeros; no backing read, no cache (FUSE-only ceiling).
-    Zeros,
-    /// Cache, read-ahead and backing reads as usual, no decryption or
-    /// authentication: the stored bytes are served (no-crypto ceiling).
-    NoCrypt,
-}
-
 /// Archives plus the cache in front of them.
 pub struct DataPath<S> {
     archives: Vec<Archive<S>>,
     cache: ChunkCache,
+    #[cfg(feature = "bench-ceilings")]
     mode: BenchMode,
 }
 
@@ -56,12 +47,19 @@ pub struct ReadFailure {
 
 impl<S: Source> DataPath<S> {
     /// A data path over `archives` (indexed as given).
-    pub fn new(archives: Vec<Archive<S>>, cache: ChunkCache, mode: BenchMode) -> DataPath<S> {
+    pub fn new(archives: Vec<Archive<S>>, cache: ChunkCache) -> DataPath<S> {
         DataPath {
             archives,
             cache,
-            mode,
+            #[cfg(feature = "bench-ceilings")]
+            mode: BenchMode::Real,
         }
+    }
+
+    /// The same data path serving a benchmark ceiling instead.
+    #[cfg(feature = "bench-ceilings")]
+    pub fn with_ceiling(self, mode: BenchMode) -> DataPath<S> {
+        DataPath { mode, ..self }
     }
 
     /// The archives.
@@ -90,6 +88,7 @@ impl<S: Source> DataPath<S> {
         if len == 0 {
             return Ok(());
         }
+        #[cfg(feature = "bench-ceilings")]
         if self.mode == BenchMode::Zeros {
             out.fill(0);
             return Ok(());
@@ -173,6 +172,7 @@ impl<S: Source> DataPath<S> {
     ) -> Result<Vec<Arc<Ready>>, ReadFailure> {
         let first = claim.first();
         let result = match claim.buffers(|i| arch.chunk_stored_len(i)) {
+            #[cfg(feature = "bench-ceilings")]
             Some(mut bufs) if self.mode == BenchMode::NoCrypt => {
                 arch.read_chunks_stored(first, &mut bufs)
             }
@@ -203,6 +203,7 @@ impl<S: Source> DataPath<S> {
     /// without waiting for space. Failures are left for a foreground read
     /// to report.
     pub fn prefetch(&self, a: usize, chunks: Range<u64>) {
+        #[cfg(feature = "bench-ceilings")]
         if self.mode == BenchMode::Zeros {
             return;
         }

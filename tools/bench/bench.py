@@ -2,8 +2,9 @@
 """Side-by-side benchmark of hpcs-mount against its peers (issue 5).
 
 Run it through tools/bench.sh, which installs the Debian packages, builds the
-release binaries and gives this script a temporary work directory. Python 3.11
-standard library only.
+release binaries (hpcs-mount with the cargo feature bench-ceilings: the
+ceilings and the shaper below exist in no other build) and gives this script a
+temporary work directory. Python 3.11 standard library only.
 
 In one run, on the same generated data, it measures:
 

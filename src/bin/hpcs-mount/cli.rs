@@ -211,13 +211,17 @@ pub struct Cli {
     pub lazy: bool,
 
     /// Benchmark only: serve zeros of the right sizes without reading or
-    /// decrypting the archive (the FUSE ceiling).
+    /// decrypting the archive (the FUSE ceiling). Only in builds with the
+    /// cargo feature bench-ceilings.
+    #[cfg(feature = "bench-ceilings")]
     #[arg(long, hide = true)]
     pub bench_null: bool,
 
     /// Benchmark only: everything a read does (cache, read-ahead, backing
     /// reads) except decryption and authentication; serves the stored
-    /// (encrypted) bytes. The no-crypto ceiling.
+    /// (encrypted) bytes. The no-crypto ceiling. Only in builds with the
+    /// cargo feature bench-ceilings.
+    #[cfg(feature = "bench-ceilings")]
     #[arg(long, hide = true, conflicts_with = "bench_null")]
     pub bench_nocrypt: bool,
 

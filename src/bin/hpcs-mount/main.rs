@@ -27,7 +27,9 @@ use clap::Parser;
 
 use hpcs::crypto::{DataKey, FileSource, Header, SealedArchive, Source};
 use hpcs::exit;
-use hpcs::fs::{self as hfs, bench::ShapedSource, HpcsFs, MountConfig, MountedArchive};
+#[cfg(feature = "bench-ceilings")]
+use hpcs::fs::bench::ShapedSource;
+use hpcs::fs::{self as hfs, HpcsFs, MountConfig, MountedArchive};
 use hpcs::keys::{self, Identities};
 use hpcs::results;
 use hpcs::secmem;
@@ -67,6 +69,7 @@ struct Settings {
     log_file: Option<PathBuf>,
     /// Benchmark shaping of the backing file (HPCS_BENCH_BACKING_LATENCY_US,
     /// HPCS_BENCH_BACKING_MBPS).
+    #[cfg(feature = "bench-ceilings")]
     shape: Option<(Duration, Option<u64>)>,
     /// Vault/SPIFFE key source options.
     vault: vault_key::VaultMountArgs,
@@ -215,6 +218,7 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
             None => None,
         }
     };
+    #[cfg(feature = "bench-ceilings")]
     let shape = std::env::var("HPCS_BENCH_BACKING_LATENCY_US")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -239,7 +243,9 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
         prefetch_threads,
         allow_other: cli.allow_other,
         allow_root: cli.allow_root,
+        #[cfg(feature = "bench-ceilings")]
         null_data: cli.bench_null,
+        #[cfg(feature = "bench-ceilings")]
         no_crypt: cli.bench_nocrypt,
         verbosity: cli.verbose,
         force_top: !cli.archives.is_empty(),
@@ -257,6 +263,7 @@ fn settings(cli: Cli) -> Result<Settings, Fail> {
         pidfile: cli.pidfile,
         watch,
         log_file: cli.log_file,
+        #[cfg(feature = "bench-ceilings")]
         shape,
         vault: cli.vault,
         output,
@@ -560,10 +567,13 @@ fn open_archives(s: &Settings) -> Result<Vec<MountedArchive<Src>>, Fail> {
         let label = path.display().to_string();
         let file = FileSource::open(path)
             .map_err(|e| Fail::new(exit::INPUT, format!("cannot open archive {label}: {e}")))?;
+        #[cfg(feature = "bench-ceilings")]
         let src: Src = match s.shape {
             Some((lat, bw)) => Box::new(ShapedSource::new(file, lat, bw)),
             None => Box::new(file),
         };
+        #[cfg(not(feature = "bench-ceilings"))]
+        let src: Src = Box::new(file);
         let sealed = SealedArchive::open(src)
             .map_err(|e| Fail::new(exit::for_format(&e), format!("{label}: {e}")))?;
         let key = obtain_key(sealed.header(), &label, &ids, &s.vault)?;
@@ -879,6 +889,7 @@ fn serve(
     if !cache.locked && !locked_all {
         warn!("the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
     }
+    #[cfg(feature = "bench-ceilings")]
     if s.fs.null_data || s.fs.no_crypt {
         warn!(
             "benchmark ceiling: files read as {}, not their contents",

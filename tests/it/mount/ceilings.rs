@@ -1,10 +1,34 @@
-//! The benchmark ceilings (hidden hpcs-mount flags).
+//! The benchmark ceilings exist only in a build with the cargo feature
+//! `bench-ceilings` (tools/bench.sh builds one; `tools/test.sh` runs these
+//! tests once with it): there they are tested; a default build, which is
+//! what users install, must not even know their flags.
 
 use super::*;
+
+/// A default build has no benchmark ceilings: both flags are unknown
+/// arguments (exit 2, before any archive is opened), whereas a build that
+/// knew them would go on to open the (missing) archive and fail otherwise.
+#[cfg(not(feature = "bench-ceilings"))]
+#[test]
+fn default_build_has_no_bench_ceilings() {
+    let dir = tmpdir();
+    let archive = dir.path().join("missing.hpcs").display().to_string();
+    let mnt = dir.path().display().to_string();
+    for flag in ["--bench-nocrypt", "--bench-null"] {
+        let out = run_mount(&[archive.clone(), mnt.clone(), flag.to_string()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(hpcs::exit::USAGE as i32), "{err}");
+        assert!(
+            err.contains(&format!("unexpected argument '{flag}'")),
+            "{flag}: {err}"
+        );
+    }
+}
 
 /// The benchmark ceilings: `--bench-nocrypt` serves the stored (encrypted)
 /// bytes of each chunk through the usual cache and read-ahead, `--bench-null`
 /// zeros; both keep sizes, neither may be combined with the other.
+#[cfg(feature = "bench-ceilings")]
 #[test]
 fn bench_ceilings_serve_stored_bytes_or_zeros() {
     need_fuse!();

@@ -18,10 +18,11 @@
 //! scheduling), `dir` (opendir, readdir), `write` (everything that would
 //! change the tree: forwarded to the results directory, [`output`], or
 //! refused with `EROFS`) or `kernel` (init: what is negotiated with the
-//! kernel). Every operation returns `Result<_, `[`errors::FsError`]`>`, for
-//! the archives and the results directory alike; [`errors::FsError::errno`]
-//! is the one place an error becomes an errno, and `reply::answer` the one
-//! place that calls it. Every callback body runs under `catch_unwind`
+//! kernel). Every request's operation fails with an [`errors::FsError`], for
+//! the archives and the results directory alike (read, which replies from a
+//! locked per-thread buffer, too); [`errors::FsError::errno`] is the one
+//! place an error becomes an errno, and `reply::answer` the one place that
+//! calls it. Every request callback runs under `catch_unwind`
 //! (`reply::guarded`): a bug replies `EIO`, never takes the mount down.
 //! Reads reply with exactly the bytes asked for (short only at end of file)
 //! or `EIO`.

@@ -4,7 +4,8 @@
 //! Layers point down only: [`crypto`] is the format and knows nothing else;
 //! [`keys`] turns key stanzas into data keys; [`pack`] and [`extract`] move
 //! trees between a local filesystem and an archive; the `fs` module (FUSE)
-//! serves an unlocked archive. Binaries wire them together.
+//! serves an unlocked archive, and the `mount` module runs that service as a
+//! process (daemon, readiness, signals, unmount). Binaries wire them together.
 
 pub mod crypto;
 pub mod exit;
@@ -13,6 +14,8 @@ pub mod extract;
 pub mod fs;
 pub mod keys;
 pub mod log;
+#[cfg(feature = "fuse")]
+pub mod mount;
 pub mod pack;
 pub mod results;
 pub mod secmem;

@@ -9,8 +9,10 @@
 
 use crate::crypto::Error as FormatError;
 use crate::extract::ExtractError;
+use crate::keys::stanzas::StanzaError;
 use crate::keys::KeyError;
 use crate::pack::PackError;
+use crate::rewrap::RewriteError;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -252,6 +254,28 @@ pub fn for_key(e: &KeyError) -> u8 {
     }
 }
 
+/// Exit code for a key stanza error.
+pub fn for_stanza(e: &StanzaError) -> u8 {
+    match e {
+        StanzaError::Key(e) => for_key(e),
+        StanzaError::EmptyRecipientsFile(_)
+        | StanzaError::NotARecipient(_)
+        | StanzaError::LastRecipient => BAD_RECIPIENT,
+        StanzaError::Seal(_) => INTERNAL,
+    }
+}
+
+/// Exit code for a header rewrite error.
+pub fn for_rewrite(e: &RewriteError) -> u8 {
+    match e {
+        RewriteError::Open { .. } | RewriteError::Seek(_) => INPUT,
+        RewriteError::Write { .. } => OUTPUT,
+        RewriteError::Changed(_) => LENGTH,
+        RewriteError::Interrupted => INTERRUPTED,
+        RewriteError::Check { err, .. } => for_format(err),
+    }
+}
+
 /// Exit code for a pack error.
 pub fn for_pack(e: &PackError) -> u8 {
     match e {
@@ -319,6 +343,18 @@ impl Fail {
 impl From<KeyError> for Fail {
     fn from(e: KeyError) -> Fail {
         Fail::new(for_key(&e), e.to_string())
+    }
+}
+
+impl From<StanzaError> for Fail {
+    fn from(e: StanzaError) -> Fail {
+        Fail::new(for_stanza(&e), e.to_string())
+    }
+}
+
+impl From<RewriteError> for Fail {
+    fn from(e: RewriteError) -> Fail {
+        Fail::new(for_rewrite(&e), e.to_string())
     }
 }
 

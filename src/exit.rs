@@ -1,11 +1,18 @@
 //! Exit codes shared by the hpcs binaries. A code never changes meaning once
 //! released; new failures get new numbers. The README's EXIT CODES table is
 //! generated from the same list ([`TABLE`]) and a test keeps them equal.
+//!
+//! [`Fail`] is how a binary's `run` reports a failure (the code and what to
+//! do), and [`parse_args`] / [`finish`] are the two ends every binary's
+//! `main` shares: a clap error exits 2 (0 for `--help`), a failure prints
+//! `PROGRAM: error: MESSAGE` and exits with its code.
 
 use crate::crypto::Error as FormatError;
 use crate::extract::ExtractError;
+use crate::keys::stanzas::StanzaError;
 use crate::keys::KeyError;
 use crate::pack::PackError;
+use crate::rewrap::RewriteError;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -247,6 +254,28 @@ pub fn for_key(e: &KeyError) -> u8 {
     }
 }
 
+/// Exit code for a key stanza error.
+pub fn for_stanza(e: &StanzaError) -> u8 {
+    match e {
+        StanzaError::Key(e) => for_key(e),
+        StanzaError::EmptyRecipientsFile(_)
+        | StanzaError::NotARecipient(_)
+        | StanzaError::LastRecipient => BAD_RECIPIENT,
+        StanzaError::Seal(_) => INTERNAL,
+    }
+}
+
+/// Exit code for a header rewrite error.
+pub fn for_rewrite(e: &RewriteError) -> u8 {
+    match e {
+        RewriteError::Open { .. } | RewriteError::Seek(_) => INPUT,
+        RewriteError::Write { .. } => OUTPUT,
+        RewriteError::Changed(_) => LENGTH,
+        RewriteError::Interrupted => INTERRUPTED,
+        RewriteError::Check { err, .. } => for_format(err),
+    }
+}
+
 /// Exit code for a pack error.
 pub fn for_pack(e: &PackError) -> u8 {
     match e {
@@ -288,5 +317,140 @@ pub fn for_vault(e: &crate::keys::vault::VaultError) -> u8 {
         V::Config(_) => VAULT_CONFIG,
         V::Login(_) => VAULT_LOGIN,
         V::DatasetExists(_) => OUTPUT_EXISTS,
+    }
+}
+
+/// A failure of a command: its exit code and the message for the user,
+/// which says what is wrong and what to do.
+#[derive(Debug)]
+pub struct Fail {
+    /// The exit code (one of the constants above, or a child's code).
+    pub code: u8,
+    /// The message, printed after `PROGRAM: error: `.
+    pub msg: String,
+}
+
+impl Fail {
+    /// A failure with this code and message.
+    pub fn new(code: u8, msg: impl Into<String>) -> Fail {
+        Fail {
+            code,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl From<KeyError> for Fail {
+    fn from(e: KeyError) -> Fail {
+        Fail::new(for_key(&e), e.to_string())
+    }
+}
+
+impl From<StanzaError> for Fail {
+    fn from(e: StanzaError) -> Fail {
+        Fail::new(for_stanza(&e), e.to_string())
+    }
+}
+
+impl From<RewriteError> for Fail {
+    fn from(e: RewriteError) -> Fail {
+        Fail::new(for_rewrite(&e), e.to_string())
+    }
+}
+
+impl From<PackError> for Fail {
+    fn from(e: PackError) -> Fail {
+        Fail::new(for_pack(&e), e.to_string())
+    }
+}
+
+impl From<ExtractError> for Fail {
+    fn from(e: ExtractError) -> Fail {
+        Fail::new(for_extract(&e), e.to_string())
+    }
+}
+
+#[cfg(feature = "vault")]
+impl From<crate::keys::vault::VaultError> for Fail {
+    fn from(e: crate::keys::vault::VaultError) -> Fail {
+        Fail::new(for_vault(&e), e.to_string())
+    }
+}
+
+/// Parses the command line. On a clap error (or `--help`, `--version`)
+/// prints clap's text and returns the exit code: [`USAGE`] for a bad
+/// command line, [`OK`] for help and version.
+#[cfg(feature = "cli")]
+pub fn parse_args<C: clap::Parser>() -> Result<C, std::process::ExitCode> {
+    C::try_parse().map_err(|e| {
+        let _ = e.print();
+        std::process::ExitCode::from(clap_code(&e))
+    })
+}
+
+/// The exit code for a clap error: [`USAGE`] unless it is help or version.
+#[cfg(feature = "cli")]
+pub fn clap_code(e: &clap::Error) -> u8 {
+    if e.use_stderr() {
+        USAGE
+    } else {
+        OK
+    }
+}
+
+/// Ends `main`: the code of a success, or prints the failure as
+/// `PROGRAM: error: MESSAGE` (the name given to [`crate::log::init`]) and
+/// returns its code.
+pub fn finish(result: Result<u8, Fail>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(f) => {
+            eprintln!("{}", error_line(&f));
+            std::process::ExitCode::from(f.code)
+        }
+    }
+}
+
+/// The line [`finish`] prints for a failure.
+pub fn error_line(f: &Fail) -> String {
+    format!("{}: error: {}", crate::log::program(), f.msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_from_library_errors_keeps_code_and_message() {
+        let f = Fail::from(KeyError::BadRecipient("x".into()));
+        assert_eq!(f.code, BAD_RECIPIENT);
+        assert!(f.msg.starts_with("invalid recipient \"x\""), "{}", f.msg);
+        let f = Fail::from(PackError::OutputExists("o.hpcs".into()));
+        assert_eq!(f.code, OUTPUT_EXISTS);
+        let f = Fail::from(ExtractError::NotFound("a/b".into()));
+        assert_eq!(f.code, BAD_PATH);
+    }
+
+    #[test]
+    fn error_line_names_the_program() {
+        crate::log::init("hpcs-test", 0);
+        let line = error_line(&Fail::new(INPUT, "cannot open x"));
+        assert_eq!(line, "hpcs-test: error: cannot open x");
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn clap_errors_map_to_usage_and_help_to_ok() {
+        use clap::Parser;
+        #[derive(Parser, Debug)]
+        struct C {
+            #[arg(long)]
+            n: u32,
+        }
+        let e = C::try_parse_from(["c", "--n", "x"]).unwrap_err();
+        assert_eq!(clap_code(&e), USAGE);
+        let e = C::try_parse_from(["c", "--help"]).unwrap_err();
+        assert_eq!(clap_code(&e), OK);
+        assert_eq!(C::try_parse_from(["c", "--n", "3"]).unwrap().n, 3);
     }
 }

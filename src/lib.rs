@@ -2,9 +2,11 @@
 //! data on shared HPC systems.
 //!
 //! Layers point down only: [`crypto`] is the format and knows nothing else;
-//! [`keys`] turns key stanzas into data keys; [`pack`] and [`extract`] move
-//! trees between a local filesystem and an archive; the `fs` module (FUSE)
-//! serves an unlocked archive. Binaries wire them together.
+//! [`keys`] turns key stanzas into data keys and back; [`pack`] and
+//! [`extract`] move trees between a local filesystem and an archive,
+//! [`rewrap`] gives an archive a new header over the same data; the `fs` module (FUSE)
+//! serves an unlocked archive, and the `mount` module runs that service as a
+//! process (daemon, readiness, signals, unmount). Binaries wire them together.
 
 pub mod crypto;
 pub mod exit;
@@ -13,7 +15,10 @@ pub mod extract;
 pub mod fs;
 pub mod keys;
 pub mod log;
+#[cfg(feature = "fuse")]
+pub mod mount;
 pub mod pack;
 pub mod results;
+pub mod rewrap;
 pub mod secmem;
 pub mod util;

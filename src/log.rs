@@ -26,6 +26,11 @@ pub fn init(program: &'static str, verbosity: u8) {
     set_verbosity(verbosity);
 }
 
+/// The program name given to [`init`] (`hpcs` before it is called).
+pub fn program() -> &'static str {
+    PROGRAM.get().copied().unwrap_or("hpcs")
+}
+
 /// Sets the level for [`log`].
 pub fn set_verbosity(v: u8) {
     VERBOSITY.store(v, Ordering::Relaxed);
@@ -43,8 +48,7 @@ pub fn line(level: u8, msg: std::fmt::Arguments<'_>) -> String {
         INFO => "info",
         _ => "debug",
     };
-    let program = PROGRAM.get().copied().unwrap_or("hpcs");
-    format!("{program}: {tag}: {msg}")
+    format!("{}: {tag}: {msg}", program())
 }
 
 /// Writes a log line to stderr if `level` is enabled.

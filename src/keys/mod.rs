@@ -10,6 +10,7 @@ pub mod age_keys;
 pub mod config;
 #[cfg(feature = "vault")]
 pub mod spiffe;
+pub mod stanzas;
 #[cfg(feature = "vault")]
 pub mod vault;
 

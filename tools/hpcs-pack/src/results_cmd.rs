@@ -1,12 +1,11 @@
 //! `hpcs-pack results verify|decrypt`: checks a job's encrypted results
 //! (RESULTS.md) and decrypts the complete, authentic ones.
 
-use hpcs::exit;
+use hpcs::exit::{self, Fail};
 use hpcs::keys;
 use hpcs::results::{self, DirReport, FileReport, ReadError, RunReport, Status};
 
 use crate::cli::ResultsCommand;
-use crate::Fail;
 
 pub fn run(c: ResultsCommand) -> Result<(), Fail> {
     let (a, dest) = match c {
@@ -120,8 +119,8 @@ fn print_run(run: &RunReport, quiet: bool) {
             "run {id} on {} (job {}, {} to {} UTC): manifest authentic, {complete} of {} result(s) complete",
             m.info.host,
             m.info.job,
-            crate::utc_time(m.info.started as i64),
-            crate::utc_time(m.finished as i64),
+            crate::inspect::utc_time(m.info.started as i64),
+            crate::inspect::utc_time(m.finished as i64),
             m.body.files.len() + m.body.open.len(),
         ),
         Some(Ok(_)) => {}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use hpcs::crypto::header::STANZA_VAULT;
 use hpcs::crypto::{DataKey, Stanza};
-use hpcs::exit;
+use hpcs::exit::{self, Fail};
 use hpcs::keys::config::{self, Layer, Settings};
 use hpcs::keys::vault::{
     self, Dataset, JwtTrust, Registrar, Secret, SetupOptions, Status, UserLogin, VaultError,
@@ -19,13 +19,6 @@ use hpcs::keys::vault::{
 use hpcs::util::hex;
 
 use super::cli_vault::{AllowArgs, PackVaultArgs, RegisterArgs, RevokeArgs, SetupArgs, VaultArgs};
-use super::Fail;
-
-impl From<VaultError> for Fail {
-    fn from(e: VaultError) -> Fail {
-        Fail::new(exit::for_vault(&e), e.to_string())
-    }
-}
 
 fn flags_layer(v: &VaultArgs) -> Layer {
     Layer {
@@ -327,7 +320,9 @@ pub fn register(a: RegisterArgs) -> Result<(), Fail> {
         let new_header = h
             .with_stanzas(&key, stanzas)
             .map_err(|e| super::archive_fail(&a.archive, &e))?;
-        super::write_with_header(&a.archive, &h, &new_header, &a.archive, true, &key)?;
+        let p = &a.archive;
+        hpcs::rewrap::write_with_header(p, &h, &new_header, p, true, &key, &super::STOP)
+            .map_err(crate::rewrap_cmd::rewrite_fail)?;
     }
     let st = reg.register(&ds, &key, &h.archive_id, &a.allow, a.replace)?;
     if !a.quiet {

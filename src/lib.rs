@@ -6,6 +6,7 @@
 //! trees between a local filesystem and an archive; the `fs` module (FUSE)
 //! serves an unlocked archive. Binaries wire them together.
 
+pub mod crypt4gh;
 pub mod crypto;
 pub mod exit;
 pub mod extract;

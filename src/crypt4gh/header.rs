@@ -257,6 +257,9 @@ pub fn build(
     }
     let mut payloads: Vec<Zeroizing<Vec<u8>>> = keys.iter().map(data_key_payload).collect();
     payloads.extend(edit_list.map(edit_list_payload));
+    if payloads.is_empty() {
+        return Err(Error::MalformedHeader("a header needs at least one packet"));
+    }
     let count = payloads.len() * readers.len();
     if count > MAX_PACKETS as usize {
         return Err(Error::TooManyPackets(count as u32));
@@ -391,6 +394,10 @@ mod tests {
         assert!(matches!(
             build(&[dk(1)], None, &[], &sk(1)),
             Err(Error::NoRecipients)
+        ));
+        assert!(matches!(
+            build(&[], None, &[sk(2).public_key()], &sk(1)),
+            Err(Error::MalformedHeader(_))
         ));
         assert!(matches!(
             build(&[dk(1)], None, &[PublicKey::from_bytes([0; 32])], &sk(1)),

@@ -323,19 +323,71 @@ mod tests {
             decrypt_stream(t, &me, Vec::new()),
             Err(Error::SegmentAuth(2))
         ));
-        // Crypt4GH's known gaps: a cut at a segment boundary, or two segments
-        // swapped, go unnoticed by the format alone (docs/crypt4gh.md).
-        let cut = &file[..hlen + CIPHER_SEGMENT_SIZE];
-        let mut out = Vec::new();
-        decrypt_stream(cut, &me, &mut out).unwrap();
-        assert_eq!(out, &plain[..SEG]);
-        let mut swapped = file[..hlen].to_vec();
-        swapped
-            .extend_from_slice(&file[hlen + CIPHER_SEGMENT_SIZE..hlen + 2 * CIPHER_SEGMENT_SIZE]);
-        swapped.extend_from_slice(&file[hlen..hlen + CIPHER_SEGMENT_SIZE]);
-        swapped.extend_from_slice(&file[hlen + 2 * CIPHER_SEGMENT_SIZE..]);
-        let mut out = Vec::new();
-        decrypt_stream(&swapped[..], &me, &mut out).unwrap();
-        assert_eq!(&out[..SEG], &plain[SEG..2 * SEG]);
+    }
+
+    /// What Crypt4GH alone lets through (docs/crypt4gh.md): every case below
+    /// decrypts without an error. The hpcs reference archive closes them.
+    #[test]
+    fn what_the_format_does_not_authenticate() {
+        let me = SecretKey::generate().unwrap();
+        let plain = data(2 * SEG);
+        let file = encrypt(&plain, &me.public_key(), None);
+        let hlen = Header::parse(&file, &me).unwrap().byte_len() as usize;
+        let (head, seg0, seg1) = (
+            &file[..hlen],
+            &file[hlen..hlen + CIPHER_SEGMENT_SIZE],
+            &file[hlen + CIPHER_SEGMENT_SIZE..],
+        );
+        let open = |f: &[u8]| {
+            let mut out = Vec::new();
+            decrypt_stream(f, &me, &mut out).expect("Crypt4GH accepts it");
+            out
+        };
+        // segments swapped, duplicated, dropped; a cut at a segment boundary
+        assert_eq!(
+            open(&[head, seg1, seg0].concat()),
+            [&plain[SEG..], &plain[..SEG]].concat()
+        );
+        assert_eq!(open(&[head, seg0, seg0, seg1].concat()).len(), 3 * SEG);
+        assert_eq!(open(&[head, seg1].concat()), &plain[SEG..]);
+        assert_eq!(open(&[head, seg0].concat()), &plain[..SEG]);
+
+        // header packets injected by anyone who has only the public key: a
+        // data key of their own (and segments under it), or an edit list
+        let mallory = SecretKey::generate().unwrap();
+        let packets_of = |keys: &[DataKey], e: Option<&EditList>| {
+            let h = header::build(keys, e, &[me.public_key()], &mallory).unwrap();
+            h[16..].to_vec()
+        };
+        let with_packet = |extra: &[u8]| {
+            let mut h = head.to_vec();
+            let count = u32::from_le_bytes(h[12..16].try_into().unwrap()) + 1;
+            h[12..16].copy_from_slice(&count.to_le_bytes());
+            h.extend_from_slice(extra);
+            h
+        };
+        let theirs = DataKey::generate().unwrap();
+        let mut forged = Vec::new();
+        DataKeys::new(vec![theirs.clone()])
+            .seal_segment(b"not from the writer", &mut forged)
+            .unwrap();
+        let injected = [
+            &with_packet(&packets_of(&[theirs], None))[..],
+            seg0,
+            seg1,
+            &forged,
+        ]
+        .concat();
+        assert_eq!(
+            open(&injected),
+            [&plain[..], b"not from the writer"].concat()
+        );
+        let edit = EditList::new(vec![0, 5]).unwrap();
+        let cut = [&with_packet(&packets_of(&[], Some(&edit)))[..], seg0, seg1].concat();
+        assert_eq!(open(&cut), &plain[..5]);
+
+        // a whole other file for the same key is just as valid
+        let other = encrypt(b"another file", &me.public_key(), None);
+        assert_eq!(open(&other), b"another file");
     }
 }

@@ -572,6 +572,39 @@ mod tests {
         assert!(matches!(err(&tiny), Error::BadPacketLength { .. }));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Arbitrary bytes, after a valid prefix or not: an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(0u8.., 0..400), prefixed: bool) {
+            let input = if prefixed {
+                [&MAGIC[..], &1u32.to_le_bytes(), &bytes].concat()
+            } else {
+                bytes
+            };
+            let _ = Header::parse(&input, &sk(1));
+        }
+
+        /// A valid header with one byte changed and cut anywhere.
+        #[test]
+        fn mutated_headers_never_panic(at: usize, byte: u8, cut: usize) {
+            let e = EditList::new(vec![1, 2, 3]).unwrap();
+            let mut h = build(&[dk(1), dk(2)], Some(&e), &[sk(1).public_key(), sk(3).public_key()], &sk(2)).unwrap();
+            let n = h.len();
+            h[at % n] = byte;
+            h.truncate(cut % (n + 1));
+            let _ = Header::parse(&h, &sk(1));
+        }
+
+        /// Any payload a packet for us may carry: an error or a header, never a panic.
+        #[test]
+        fn arbitrary_payloads_never_panic(ty in 0u32..3, body in proptest::collection::vec(0u8.., 0..120)) {
+            let me = sk(1);
+            let _ = Header::parse(&custom(&[&payload(ty, &body)], &me), &me);
+        }
+    }
+
     #[test]
     fn io_errors_pass_through() {
         struct Failing;

@@ -657,6 +657,19 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Arbitrary key data, as a whole file or inside valid armour.
+        #[test]
+        fn arbitrary_key_files_never_panic(bytes in proptest::collection::vec(0u8.., 0..300), magic: bool) {
+            let _ = SecretKey::from_file_text(&bytes, Some(b"p"));
+            let _ = PublicKey::from_file_text(&bytes);
+            let body = if magic { [MAGIC, &bytes[..]].concat() } else { bytes };
+            let _ = SecretKey::from_file_text(wrap(&body).as_bytes(), Some(b"p"));
+        }
+    }
+
     #[test]
     fn oversized_key_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();

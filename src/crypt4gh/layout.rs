@@ -383,6 +383,40 @@ mod tests {
         }
     }
 
+    /// Visible bytes `r` of `raw`, gathered through `m.pieces`.
+    fn through_pieces(m: &PlainMap, raw: &[u8], r: Range<u64>) -> Vec<u8> {
+        m.pieces(r)
+            .into_iter()
+            .flat_map(|p| {
+                let base = p.segment as usize * SEGMENT_SIZE;
+                raw[base + p.within.start..base + p.within.end].to_vec()
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+
+        /// Random edit lists and reads: the pieces are exactly the bytes `apply` keeps.
+        #[test]
+        fn pieces_match_apply(
+            lengths in proptest::collection::vec(0u64..3 * SEG, 0..7),
+            raw_len in 0usize..4 * SEGMENT_SIZE,
+            a: u64,
+            n in 0u64..3 * SEG,
+        ) {
+            let raw: Vec<u8> = (0..raw_len).map(|i| (i % 251) as u8 ^ (i >> 16) as u8).collect();
+            let e = EditList::new(lengths).unwrap();
+            let visible = e.apply(&raw);
+            let m = PlainMap::new(Some(&e), raw_len as u64);
+            proptest::prop_assert_eq!(m.len(), visible.len() as u64);
+            let a = a % (m.len() + 1);
+            let got = through_pieces(&m, &raw, a..a.saturating_add(n));
+            let end = (a + n).min(m.len()) as usize;
+            proptest::prop_assert_eq!(&got[..], &visible[a as usize..end]);
+        }
+    }
+
     #[test]
     fn pieces_without_edit_list() {
         let m = PlainMap::new(None, 3 * SEG + 7);
@@ -435,14 +469,7 @@ mod tests {
                 (SEG - 3, SEG + 3),
                 (m.len() / 2, m.len()),
             ] {
-                let got: Vec<u8> = m
-                    .pieces(a..b)
-                    .into_iter()
-                    .flat_map(|p| {
-                        let base = p.segment as usize * SEGMENT_SIZE;
-                        raw[base + p.within.start..base + p.within.end].to_vec()
-                    })
-                    .collect();
+                let got = through_pieces(&m, &raw, a..b);
                 let (a, b) = (a.min(m.len()) as usize, b.min(m.len()) as usize);
                 assert_eq!(got, visible[a..b.max(a)], "{lengths:?} {a}..{b}");
             }

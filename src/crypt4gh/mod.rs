@@ -146,6 +146,14 @@ pub enum Error {
         /// Its length.
         len: usize,
     },
+    /// A segment index past the end of the file (caller bug).
+    #[error("Crypt4GH segment {index} does not exist: the file has {segments} segments")]
+    SegmentOutOfRange {
+        /// Segment asked for.
+        index: u64,
+        /// Segments in the file.
+        segments: u64,
+    },
     /// A recipient public key X25519 cannot use (a low-order point).
     #[error("Crypt4GH public key is invalid (a low-order curve point no secret key matches)")]
     BadPublicKey,

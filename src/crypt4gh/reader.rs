@@ -129,9 +129,17 @@ impl<S: Source> Reader<S> {
         self.map.is_empty()
     }
 
-    /// Reads and decrypts segment `index` into `buf` (which must hold
-    /// [`CIPHER_SEGMENT_SIZE`] bytes); returns its plaintext.
+    /// Reads and decrypts segment `index` into `buf`; returns its plaintext.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`CIPHER_SEGMENT_SIZE`] (a caller bug).
     pub fn read_segment<'a>(&self, index: u64, buf: &'a mut [u8]) -> Result<&'a [u8], Error> {
+        if index >= self.layout.segments() {
+            return Err(Error::SegmentOutOfRange {
+                index,
+                segments: self.layout.segments(),
+            });
+        }
         let range = self.layout.segment_range(index);
         let seg = &mut buf[..(range.end - range.start) as usize];
         self.src.read_exact_at(seg, range.start)?;
@@ -304,6 +312,18 @@ mod tests {
         ));
         let r = reader(&bad, &me).unwrap();
         assert!(read_all(&r, 0, 10).len() == 10, "segment 0 is still fine");
+        let mut seg = vec![0u8; CIPHER_SEGMENT_SIZE];
+        assert!(matches!(
+            r.read_segment(3, &mut seg),
+            Err(Error::SegmentOutOfRange {
+                index: 3,
+                segments: 3
+            })
+        ));
+        assert!(matches!(
+            r.read_segment(u64::MAX, &mut seg),
+            Err(Error::SegmentOutOfRange { .. })
+        ));
         let mut buf = [0u8; 10];
         assert!(matches!(
             r.read_at(SEG as u64, &mut buf),
@@ -323,6 +343,27 @@ mod tests {
             decrypt_stream(t, &me, Vec::new()),
             Err(Error::SegmentAuth(2))
         ));
+    }
+
+    #[test]
+    fn one_reader_serves_threads_at_once() {
+        let me = SecretKey::generate().unwrap();
+        let plain = data(5 * SEG + 3);
+        let r = reader(&encrypt(&plain, &me.public_key(), None), &me).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (r, plain) = (&r, &plain);
+                s.spawn(move || {
+                    for i in 0..20 {
+                        let at = (t * 7919 + i * 65_521) % plain.len();
+                        assert_eq!(
+                            read_all(r, at as u64, 3000),
+                            &plain[at..(at + 3000).min(plain.len())]
+                        );
+                    }
+                });
+            }
+        });
     }
 
     /// What Crypt4GH alone lets through (docs/crypt4gh.md): every case below

@@ -8,6 +8,7 @@
 //! serves an unlocked archive, and the `mount` module runs that service as a
 //! process (daemon, readiness, signals, unmount). Binaries wire them together.
 
+pub mod crypt4gh;
 pub mod crypto;
 pub mod exit;
 pub mod extract;

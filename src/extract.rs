@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::crypto::index::{Kind, NodeId, ROOT};
 use crate::crypto::{self, Archive, Source};
+use crate::reference::{ExternalFiles, RefError};
 
 /// Why extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,10 @@ pub enum ExtractError {
     /// Reading the archive failed (authentication, I/O).
     #[error(transparent)]
     Archive(#[from] crypto::Error),
+    /// Reading an external Crypt4GH file of a reference archive failed
+    /// (changed, missing, a segment failed authentication).
+    #[error(transparent)]
+    Reference(#[from] RefError),
 }
 
 /// Checks a user-supplied archive path and returns its components.
@@ -69,9 +74,12 @@ pub struct Extracted {
     pub bytes: u64,
 }
 
-/// Extracts `paths` (everything when empty) of `archive` under `dest`.
+/// Extracts `paths` (everything when empty) of `archive` under `dest`;
+/// `externals` are the archive's external Crypt4GH files (none for a plain
+/// archive).
 pub fn extract<S: Source>(
     archive: &Archive<S>,
+    externals: &ExternalFiles,
     dest: &Path,
     paths: &[String],
     progress: &mut dyn FnMut(u64),
@@ -163,12 +171,16 @@ pub fn extract<S: Source>(
                 )?;
                 set_times(&path, node.mtime, node.mtime_nsec, false);
             }
-            Kind::File { inode, size, .. } => {
+            Kind::File { .. } | Kind::External { .. } => {
+                let (inode, size) = match node.kind {
+                    Kind::File { inode, size, .. } => (inode, size),
+                    _ => (id, node.size()),
+                };
                 if fs::symlink_metadata(&path).is_ok() {
                     return Err(ExtractError::Exists(path));
                 }
-                if *inode != id {
-                    if let Some(first) = where_.get(inode) {
+                if inode != id {
+                    if let Some(first) = where_.get(&inode) {
                         fs::hard_link(first, &path).map_err(wr(&path))?;
                         continue;
                     }
@@ -182,17 +194,20 @@ pub fn extract<S: Source>(
                     .mode(0o600)
                     .open(&tmp)
                     .map_err(wr(&tmp))?;
-                let r = copy_file(archive, id, *size, &mut f, &mut buf, &mut |n| {
+                let source = FileData {
+                    archive,
+                    externals,
+                    id,
+                    kind: &node.kind,
+                };
+                let r = copy_file(&source, size, &mut f, &mut buf, &mut |n| {
                     done_bytes += n;
                     progress(done_bytes)
                 });
                 if let Err(e) = r {
                     drop(f);
                     let _ = fs::remove_file(&tmp);
-                    return Err(match e {
-                        CopyError::Archive(e) => ExtractError::Archive(e),
-                        CopyError::Write(err) => ExtractError::Write { path, err },
-                    });
+                    return Err(e.into_extract(path));
                 }
                 f.set_permissions(fs::Permissions::from_mode(node.mode.into()))
                     .map_err(wr(&tmp))?;
@@ -220,12 +235,49 @@ pub fn extract<S: Source>(
 
 enum CopyError {
     Archive(crypto::Error),
+    Reference(RefError),
     Write(io::Error),
 }
 
-fn copy_file<S: Source>(
-    archive: &Archive<S>,
+impl CopyError {
+    fn into_extract(self, path: PathBuf) -> ExtractError {
+        match self {
+            CopyError::Archive(e) => ExtractError::Archive(e),
+            CopyError::Reference(e) => ExtractError::Reference(e),
+            CopyError::Write(err) => ExtractError::Write { path, err },
+        }
+    }
+}
+
+/// Where a file's bytes come from: the data stream, or an external file.
+struct FileData<'a, S> {
+    archive: &'a Archive<S>,
+    externals: &'a ExternalFiles,
     id: NodeId,
+    kind: &'a Kind,
+}
+
+impl<S: Source> FileData<'_, S> {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, CopyError> {
+        match self.kind {
+            Kind::External { ext, .. } => self
+                .externals
+                .get(*ext)
+                .ok_or(CopyError::Reference(RefError::Invalid(
+                    "an external file of the archive was not opened",
+                )))?
+                .read_at(self.archive, off, buf)
+                .map_err(CopyError::Reference),
+            _ => self
+                .archive
+                .read_at(self.id, off, buf)
+                .map_err(CopyError::Archive),
+        }
+    }
+}
+
+fn copy_file<S: Source>(
+    source: &FileData<'_, S>,
     size: u64,
     w: &mut dyn Write,
     buf: &mut [u8],
@@ -235,7 +287,7 @@ fn copy_file<S: Source>(
     let mut used = 0usize;
     let result = (|| {
         while off < size {
-            let n = archive.read_at(id, off, buf).map_err(CopyError::Archive)?;
+            let n = source.read_at(off, buf)?;
             if n == 0 {
                 return Err(CopyError::Archive(crypto::Error::BadRequest));
             }
@@ -256,18 +308,24 @@ fn copy_file<S: Source>(
 /// is released.
 pub fn cat<S: Source>(
     archive: &Archive<S>,
+    externals: &ExternalFiles,
     id: NodeId,
     w: &mut dyn Write,
 ) -> Result<u64, ExtractError> {
-    let size = archive.extent(id).ok_or(crypto::Error::NotAFile)?.1;
-    let mut buf = vec![0u8; 1 << 20];
-    copy_file(archive, id, size, w, &mut buf, &mut |_| {}).map_err(|e| match e {
-        CopyError::Archive(e) => ExtractError::Archive(e),
-        CopyError::Write(err) => ExtractError::Write {
-            path: PathBuf::from("<stdout>"),
-            err,
-        },
-    })?;
+    let node = archive.tree().node(id).ok_or(crypto::Error::NotAFile)?;
+    if !matches!(node.kind, Kind::File { .. } | Kind::External { .. }) {
+        return Err(crypto::Error::NotAFile.into());
+    }
+    let size = node.size();
+    let source = FileData {
+        archive,
+        externals,
+        id,
+        kind: &node.kind,
+    };
+    let mut buf = vec![0u8; 4 << 20];
+    copy_file(&source, size, w, &mut buf, &mut |_| {})
+        .map_err(|e| e.into_extract(PathBuf::from("<stdout>")))?;
     Ok(size)
 }
 

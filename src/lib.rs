@@ -4,7 +4,9 @@
 //! Layers point down only: [`crypto`] is the format and knows nothing else;
 //! [`keys`] turns key stanzas into data keys and back; [`pack`] and
 //! [`extract`] move trees between a local filesystem and an archive,
-//! [`rewrap`] gives an archive a new header over the same data; the `fs` module (FUSE)
+//! [`rewrap`] gives an archive a new header over the same data; [`crypt4gh`]
+//! is a Crypt4GH codec and [`reference`] builds and reads archives whose files
+//! are external `.c4gh` files; the `fs` module (FUSE)
 //! serves an unlocked archive, and the `mount` module runs that service as a
 //! process (daemon, readiness, signals, unmount). Binaries wire them together.
 
@@ -19,6 +21,7 @@ pub mod log;
 #[cfg(feature = "fuse")]
 pub mod mount;
 pub mod pack;
+pub mod reference;
 pub mod results;
 pub mod rewrap;
 pub mod secmem;

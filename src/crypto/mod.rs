@@ -12,8 +12,10 @@
 //! | Index          | [`index`]                 |
 //! | Reading        | [`reader`], [`source`]    |
 //! | Writing        | [`writer`]                |
+//! | External Crypt4GH files | [`external`]     |
 
 pub mod aead;
+pub mod external;
 pub mod header;
 pub mod index;
 pub mod keys;

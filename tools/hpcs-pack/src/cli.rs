@@ -21,6 +21,11 @@ pub const EXIT_HELP: &str =
 pub enum Command {
     /// Pack a directory or a file into an encrypted archive.
     Pack(PackArgs),
+    /// Make a reference archive over Crypt4GH (.c4gh) files that stay where
+    /// they are (EGA, SD Connect downloads): every segment is authenticated
+    /// once, and mounts then refuse any change to the files.
+    #[command(name = "c4gh-ref")]
+    C4ghRef(C4ghRefArgs),
     /// Show header facts (no key needed); with -i, also the recipients and the tree.
     Inspect(InspectArgs),
     /// Authenticate every chunk of an archive.
@@ -69,6 +74,11 @@ pub struct ResultsArgs {
     #[command(flatten)]
     pub id: IdentityArgs,
 
+    /// The Crypt4GH secret key the results were encrypted to (jobs run with
+    /// --output-c4gh-recipient); --sk KEY [--passphrase-file FILE].
+    #[command(flatten)]
+    pub c4gh: C4ghKeyArgs,
+
     /// Print only problems.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -87,6 +97,53 @@ pub struct ResultsDecryptArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct C4ghRefArgs {
+    /// Crypt4GH files to reference, or directories of them.
+    ///
+    /// A file becomes an entry at the archive's root, named without .c4gh; a
+    /// directory is walked (symlinked directories are not followed) and its
+    /// .c4gh files keep their paths below it. The files are read, never
+    /// copied: they must stay where they are (see --absolute).
+    #[arg(required = true, value_name = "C4GH")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Reference archive to write (small: about 16 bytes per 64 KiB of data).
+    #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub c4gh: C4ghKeyArgs,
+
+    #[command(flatten)]
+    pub new: NewArchiveArgs,
+
+    /// Record absolute paths of the .c4gh files (default: relative to the
+    /// archive's directory, so archive and data can move together).
+    #[arg(long)]
+    pub absolute: bool,
+
+    /// Cipher suite of the archive (the .c4gh files keep theirs).
+    #[arg(long, value_name = "SUITE", default_value = "aes-256-gcm",
+          value_parser = ["aes-256-gcm", "chacha20-poly1305"])]
+    pub cipher: String,
+}
+
+/// A Crypt4GH secret key and its passphrase.
+#[derive(Args, Debug)]
+pub struct C4ghKeyArgs {
+    /// Your Crypt4GH secret key file (as crypt4gh-keygen writes it).
+    #[arg(long = "sk", value_name = "KEY")]
+    pub sk: Option<PathBuf>,
+
+    /// Read the key's passphrase from the first line of this file.
+    ///
+    /// Default: $C4GH_PASSPHRASE (as the crypt4gh tools read it), else the
+    /// terminal is asked. A key without passphrase needs neither.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct PackArgs {
     /// Directory or file to pack.
     ///
@@ -102,6 +159,16 @@ pub struct PackArgs {
     #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
     pub output: PathBuf,
 
+    #[command(flatten)]
+    pub new: NewArchiveArgs,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// Who can open a new archive, and how it is written.
+#[derive(Args, Debug)]
+pub struct NewArchiveArgs {
     /// Encrypt the data key to this recipient (repeatable).
     ///
     /// An age X25519 recipient (age1…, as printed by age-keygen) or an SSH
@@ -115,9 +182,6 @@ pub struct PackArgs {
     /// ignored (the format of `age -R`).
     #[arg(short = 'R', long = "recipients-file", value_name = "RECIPIENTS_FILE")]
     pub recipients_files: Vec<PathBuf>,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
 
     /// Replace ARCHIVE if it exists.
     #[arg(short = 'f', long)]

@@ -18,8 +18,9 @@
 #   4. 1-3 again through the multi-node path (--srun: one srun mount step);
 #   5. a secret job script: the submitted stub contains no line of it and the
 #      job runs it (and an input check packed with it) from the mount;
-#   5b. hpcs-mount SIGKILLed mid-job (the exit trap detaches the dead mount),
-#      and batch shell + hpcs-mount SIGKILLed (the sample epilog cleans up);
+#   5b. hpcs-mount SIGKILLed mid-job (the job stops the application, detaches
+#      the dead mount and ends with 205), and batch shell + mount wrapper +
+#      hpcs-mount SIGKILLed (the sample epilog cleans up);
 #   6. containers: a packed static busybox run from the mount, and a packed
 #      busybox root filesystem run under bubblewrap;
 #   7. Vault + SPIFFE key release: an OpenBao dev server and the development
@@ -208,8 +209,8 @@ wait_for_text() {
 out_has() { grep -qF -- "$2" "$WORK/job-$1.out"; }
 our_mounts() { awk -v w="$W" 'index($2, w) == 1 && $3 ~ /^fuse/' /proc/mounts; }
 no_mounts() { [[ -z $(our_mounts) ]]; }
-# hpcs-mount processes of this test (their command lines name our archives).
-our_mount_procs() { pgrep -f -- "$SHARED/[a-z]*\.hpcs" || true; }
+# hpcs-mount processes of this test (not their wrappers: the command starts with the binary).
+our_mount_procs() { pgrep -f -- "^$MOUNT .*$SHARED/[a-z]*\.hpcs" || true; }
 no_mount_procs() { [[ -z $(our_mount_procs) ]]; }
 # Every process of this test's jobs: jobs inherit HPCS_TEST_JOBTAG=$W from
 # the submitting command (and only they have it).
@@ -219,6 +220,17 @@ our_job_procs() {
         if { tr '\0' '\n' <"$e"; } 2>/dev/null | grep -qxF -- "HPCS_TEST_JOBTAG=$W"; then
             e=${e%/environ}
             printf '%s %s\n' "${e#/proc/}" "$({ tr '\0' ' ' <"$e/cmdline"; } 2>/dev/null)"
+        fi
+    done
+}
+# Pids of this test's job processes whose command line contains $1.
+job_pids_with() {
+    local e
+    for e in /proc/[0-9]*/environ; do
+        if { tr '\0' '\n' <"$e"; } 2>/dev/null | grep -qxF -- "HPCS_TEST_JOBTAG=$W" &&
+            grep -aqF -- "$1" "${e%/environ}/cmdline" 2>/dev/null; then
+            e=${e%/environ}
+            printf '%s\n' "${e#/proc/}"
         fi
     done
 }
@@ -305,32 +317,28 @@ if wait_for_text "$WORK/job-$id.out" "running the application"; then
     check "job tagged processes are visible (control)" test -n "$(our_job_procs)"
     # shellcheck disable=SC2046 # one pid per word
     kill -KILL $(our_mount_procs)
-    deadline=$((SECONDS + 20))
-    while [[ -n $(our_mount_procs) ]] && ((SECONDS < deadline)); do sleep 0.1; done
-    check "the killed hpcs-mount left a dead mount behind (control)" test -n "$(our_mounts)"
 else
     bad "the app did not start"
     show_out "$id"
 fi
-"$RUN" scancel "$id"
-expect_end "$id" CANCELLED '*' "SIGKILLed hpcs-mount, then scancel"
-check "the job's exit trap detached the dead mount" no_mounts
-check "the job logged the detach" out_has "$id" "is still mounted; detaching it"
-check "no process of the job left (the holder died with hpcs-mount)" no_job_procs
+expect_end "$id" FAILED 205 "SIGKILLed hpcs-mount: the job stops the application"
+check "the job says which mount ended and how" out_has "$id" "ended before the application finished (hpcs-mount exited with status 137"
+check "the dead mount was detached" out_has "$id" "is still mounted (hpcs-mount ended with status 137); detaching it"
+check "no mount left" no_mounts
+check "no process of the job left (the application was stopped)" no_job_procs
 
-say "batch shell and hpcs-mount SIGKILLed: the epilog cleans up"
+say "batch shell, mount wrapper and hpcs-mount SIGKILLed: the epilog cleans up"
 # Its own TMPDIR: the killed batch shell cannot remove its state directory.
 mkdir -p "$W/tmp-killed"
 id=$(export TMPDIR=$W/tmp-killed; submit --data "$SHARED/data.hpcs" --app /bin/sleep --app-arg 300)
 if wait_for_text "$WORK/job-$id.out" "running the application"; then
-    batch=$(our_job_procs | awk '/slurm_script/ { print $1 }')
-    check "found the batch shell (control)" test -n "$batch"
-    # shellcheck disable=SC2046 # one pid per word
-    kill -KILL $(our_mount_procs)
+    batch=$(job_pids_with slurm_script)
+    wrapper=$(job_pids_with hpcs-node)
+    check "found the batch shell and the mount wrapper (control)" test -n "$batch" -a -n "$wrapper"
+    # shellcheck disable=SC2046,SC2086 # one pid per word
+    kill -KILL $wrapper $(our_mount_procs) $batch
     deadline=$((SECONDS + 20))
     while [[ -n $(our_mount_procs) ]] && ((SECONDS < deadline)); do sleep 0.1; done
-    check "a dead mount is left behind (control)" test -n "$(our_mounts)"
-    [[ -z $batch ]] || kill -KILL "$batch"
 else
     bad "the app did not start"
     show_out "$id"

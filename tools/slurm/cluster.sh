@@ -302,11 +302,23 @@ make_network() {
     done
 }
 
+# In a new mount namespace: detaches the copies of the host's FUSE mounts
+# and namespace files (other than this cluster's) it inherited, which would
+# otherwise keep other users' filesystems and namespaces alive.
+drop_inherited_mounts() {
+    local m
+    awk -v d="$D/" '$3 ~ /^fuse/ || ($3 == "nsfs" && index($2, d) != 1) { print $2 }' /proc/self/mounts |
+        sort -r | while read -r m; do
+        umount -l "$(printf '%b' "$m")" 2>/dev/null || true
+    done
+}
+
 # Inside the controller's new mount and UTS namespaces: the cluster's /etc
 # files and hostname `ctl` (slurmctld wants its SlurmctldHost name), then the
 # supervisor (in the controller's network namespace).
 ctl_main() {
     local f
+    drop_inherited_mounts
     for f in passwd group hosts; do mount --bind "$D/etc/$f" "/etc/$f"; done
     hostname ctl
     exec nsenter --net="$NETNS" -- python3 "$HERE/supervise.py" "$@"
@@ -317,6 +329,7 @@ ctl_main() {
 node_main() {
     local name=$1 nd=$D/nodes/$1 dev i cmd
     read -r -a dev < <(stat -c '%t %T' /dev/fuse)
+    drop_inherited_mounts
     mount --bind "$nd/tmp" /tmp
     mount -t tmpfs -o mode=0755,nosuid hpcs-run /run
     mount -t tmpfs -o mode=1777,nosuid,nodev hpcs-shm /dev/shm

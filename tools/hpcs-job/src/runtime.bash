@@ -63,11 +63,21 @@ node=$(uname -n)
 step=${SLURM_STEP_ID:-none}
 me=$(id -u)
 made=()
+# SIGTERM/SIGINT before hpcs-mount runs: stop after the checks; after: pass
+# it on (hpcs-mount then stops its command and unmounts).
+child=
+stop=0
+trap 'stop=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
 hpcs_rmdirs() { local d; for d in "${made[@]}"; do rmdir -- "$d" 2>/dev/null; done; }
 hpcs_fail() {
     local rc=$1
     shift
-    printf 'hpcs-job: ERROR: on %s: %s\n' "$node" "$*" >&2
+    # (a signal to the whole step also makes the checks' commands fail)
+    if [ "$stop" = 1 ]; then
+        rc=143
+    else
+        printf 'hpcs-job: ERROR: on %s: %s\n' "$node" "$*" >&2
+    fi
     hpcs_rmdirs
     printf 'hpcs-exit %s %s %s\n' "$node" "$step" "$rc"
     exit "$rc"
@@ -101,9 +111,10 @@ fi
 if [ ! -d "$mp" ] || [ -n "$(ls -A -- "$mp" 2>&1)" ]; then
     hpcs_fail 200 "the mountpoint $mp is not an empty directory (another job, or a stale mount?)"
 fi
+[ "$stop" = 0 ] || hpcs_fail 143 stopped
 "$@" &
 child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+[ "$stop" = 0 ] || kill -TERM "$child" 2>/dev/null
 while :; do
     wait "$child"
     rc=$?
@@ -130,13 +141,27 @@ hpcs_wait_gone() {
     ! kill -0 "$1" 2>/dev/null
 }
 
-# Stops the application if it still runs (SIGTERM to its process group, or
-# to srun, which passes it to every task), bounded; then SIGKILL.
+# The id of the mount step (from its first ready or exit line), if known.
+hpcs_mount_step() {
+    awk '$1 == "hpcs-ready" || $1 == "hpcs-exit" { print $3; exit }' "$HPCS_STATE/ready" 2>/dev/null
+}
+
+# Stops the application if it still runs, bounded, then SIGKILL: on one node
+# SIGTERM to its process group; under srun SIGTERM to the job's other steps
+# through scancel (a signal to srun itself would make it SIGKILL the tasks).
 hpcs_stop_app() {
+    local s sent=0 mstep
     [ -n "$HPCS_APP_PID" ] || return 0
     if kill -0 "$HPCS_APP_PID" 2>/dev/null; then
         if [ "$HPCS_SRUN" = 1 ]; then
-            kill -TERM "$HPCS_APP_PID" 2>/dev/null
+            mstep=$(hpcs_mount_step)
+            for s in $(squeue -h -s -j "$SLURM_JOB_ID" -o %i 2>/dev/null); do
+                case ${s#*.} in
+                    "$mstep" | *[!0-9]*) ;;
+                    *) scancel --signal=TERM "$s" 2>/dev/null && sent=1 ;;
+                esac
+            done
+            [ "$sent" = 1 ] || kill -TERM "$HPCS_APP_PID" 2>/dev/null
         else
             kill -TERM -- "-$HPCS_APP_PID" 2>/dev/null || kill -TERM "$HPCS_APP_PID" 2>/dev/null
         fi
@@ -157,11 +182,12 @@ hpcs_stop_mounts() {
     [ -n "$HPCS_HOLDER_PID" ] || return 0
     if kill -0 "$HPCS_HOLDER_PID" 2>/dev/null; then
         step=
-        if [ "$HPCS_SRUN" = 1 ] && [ -f "$HPCS_STATE/ready" ]; then
-            step=$(awk '$1 == "hpcs-ready" || $1 == "hpcs-exit" { print $3; exit }' "$HPCS_STATE/ready")
-        fi
+        [ "$HPCS_SRUN" = 0 ] || step=$(hpcs_mount_step)
         if [ -n "$step" ] && [ "$step" != none ]; then
-            scancel --signal=TERM "$SLURM_JOB_ID.$step" 2>/dev/null || kill -TERM "$HPCS_HOLDER_PID" 2>/dev/null
+            # scancel fails for nodes whose task has already ended, but
+            # signals the others; only without scancel is srun signalled.
+            scancel --signal=TERM "$SLURM_JOB_ID.$step" 2>/dev/null
+            [ $? != 127 ] || kill -TERM "$HPCS_HOLDER_PID" 2>/dev/null
         else
             kill -TERM "$HPCS_HOLDER_PID" 2>/dev/null
         fi

@@ -129,7 +129,9 @@ bao_ha() {
             printf '  tls_cert_file = "%s"\n  tls_key_file = "%s"\n}\n' "$dir/server.pem" "$dir/server.key"
             printf 'api_addr = "https://127.0.0.1%s:8200"\ncluster_addr = "https://127.0.0.1%s:8201"\n' "$i" "$i"
             printf 'disable_mlock = true\n'
-            bao_audit_hcl "$dir/n$i/audit.log"
+            # (the audit configuration must be the same on every node: it is
+            # replicated, and a node whose own differs cannot become active)
+            bao_audit_hcl "$dir/audit.log"
         } >"$dir/n$i.hcl"
         HOME=$dir "$RUN" bao server -config="$dir/n$i.hcl" >"$dir/n$i.log" 2>&1 &
         BAO_HA_PIDS[i]=$!
@@ -168,4 +170,38 @@ bao_ha_leader() {
             -field=leader_address sys/leader 2>/dev/null && return 0
     done
     return 1
+}
+
+# audit_releases LOG FROM: the successful JWT logins and key-copy reads in
+# OpenBao audit log LOG after its first FROM lines, one a line:
+#   login ADDRESS DISPLAY_NAME SLOT
+#   read ADDRESS DISPLAY_NAME SLOT PATH
+# (DISPLAY_NAME is hpcs-jwt-<SPIFFE ID>; SLOT the identity slot it logged in through.)
+audit_releases() {
+    tail -n +"$(($2 + 1))" "$1" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e.get("type") != "response" or e.get("error"):
+        continue
+    r, a = e["request"], e.get("auth") or {}
+    who, slot = a.get("display_name", "-"), (a.get("metadata") or {}).get("role", "-")
+    if r["path"] == "auth/hpcs-jwt/login":
+        print("login", r["remote_address"], who, slot)
+    elif r["path"].startswith("hpcs/ds/") and r["path"].count("/") == 4 and r["operation"] == "read":
+        print("read", r["remote_address"], who, slot, r["path"])
+'
+}
+# The identity slot (JWT role) of SPIFFE ID $1.
+slot_of() { printf 'spiffe-%s' "$(printf %s "$1" | sha256sum | cut -c1-64)"; }
+# Reads in audit_releases output on stdin whose path is not the reader's own
+# key copy (the slot of the SPIFFE ID in its display name).
+foreign_reads() {
+    local op addr who slot path
+    while read -r op addr who slot path; do
+        [[ $op == read ]] || continue
+        if [[ $slot != "$(slot_of "${who#hpcs-jwt-}")" || $path != */"$slot" ]]; then
+            echo "$op $addr $who $slot $path"
+        fi
+    done
 }

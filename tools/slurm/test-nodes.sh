@@ -236,30 +236,13 @@ if ((HAVE_BAO)); then
     done
     # What the audit log recorded during the job: successful JWT logins and
     # reads of key copies, with who (display name, slot) and from where.
-    audit_summary() {
-        tail -n +"$((audit_from + 1))" "$V4/audit.log" | python3 -c '
-import hashlib, json, sys
-want_path = sys.argv[1]
-for line in sys.stdin:
-    e = json.loads(line)
-    if e.get("type") != "response" or e.get("error"):
-        continue
-    r = e["request"]
-    who = (e.get("auth") or {}).get("display_name", "")
-    role = ((e.get("auth") or {}).get("metadata") or {}).get("role", "")
-    if r["path"] == "auth/hpcs-jwt/login":
-        print("login", r["remote_address"], who, role)
-    elif r["path"].startswith("hpcs/ds/") and r["path"].count("/") == 4 and r["operation"] == "read":
-        print("read", r["remote_address"], who, role, r["path"] == want_path)
-' "hpcs/ds/alice/vshards/spiffe-$(printf %s "$U1_ID" | sha256sum | cut -c1-64)"
-    }
-    summary=$(audit_summary)
-    slot=spiffe-$(printf %s "$U1_ID" | sha256sum | cut -c1-64)
+    summary=$(audit_releases "$V4/audit.log" "$audit_from")
+    slot=$(slot_of "$U1_ID")
     for n in 1 2 3 4; do
         check "node$n: one JWT login, as $U1_ID" \
             test "$(grep -cxF "login 10.99.0.$n hpcs-jwt-$U1_ID $slot" <<<"$summary")" = 1
         check "node$n: one key read of hpcs-u1's copy of vshards, as $U1_ID" \
-            test "$(grep -cxF "read 10.99.0.$n hpcs-jwt-$U1_ID $slot True" <<<"$summary")" = 1
+            test "$(grep -cxF "read 10.99.0.$n hpcs-jwt-$U1_ID $slot hpcs/ds/alice/vshards/$slot" <<<"$summary")" = 1
     done
     check "no other login or key read during the job" test "$(wc -l <<<"$summary")" = 8
     [[ $(wc -l <<<"$summary") == 8 ]] || printf '    audit: %s\n' "$summary"

@@ -7,8 +7,9 @@ archive, mountpoint, socket, file, want = the expected sha256), all at once,
 each as a simulated node with its own SPIFFE agent socket. For each it
 records the exit status, the time from its start to hpcs-mount's "released by
 Vault to ID" line (the release latency: SVID, login, read, token revocation)
-and to its exit, the SPIFFE ID the key was released to, and whether the file
-read through the mount has the expected hash. A process still running after
+and to its exit, the SPIFFE ID the key was released to, whether the file
+read through the mount has the expected hash, and how often it retried
+(hpcs-mount's "retrying in" notices). A process still running after
 --timeout seconds is killed and reported as hung (its mount detached).
 
 Prints a JSON report on stdout ({"results": [...], "summary": {...}}) and a
@@ -41,10 +42,12 @@ def run_one(i, job, args, out):
             "--spiffe-socket", "unix://" + job["socket"], "-v"] + args.extra + \
            ["--", "sha256sum", os.path.join(job["mountpoint"], job["file"])]
     t0 = time.monotonic()
+    wall0 = time.time()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
-    rec = {"i": i, "rc": None, "release_s": None, "total_s": None, "spiffe_id": None,
-           "hash_ok": False, "hung": False, "stderr_tail": []}
+    rec = {"i": i, "start": wall0, "rc": None, "release_s": None, "total_s": None, "spiffe_id": None,
+           "hash_ok": False, "hung": False, "retries": 0, "first_retry": None,
+           "stderr_tail": []}
     timer = threading.Timer(args.timeout, lambda: (rec.update(hung=True), p.kill()))
     timer.start()
     for raw in p.stderr:
@@ -53,6 +56,9 @@ def run_one(i, job, args, out):
         if m and rec["release_s"] is None:
             rec["release_s"] = time.monotonic() - t0
             rec["spiffe_id"] = m.group(1)
+        elif "retrying in" in line:
+            rec["retries"] += 1
+            rec["first_retry"] = rec["first_retry"] or line
         elif "info:" not in line:
             rec["stderr_tail"] = (rec["stderr_tail"] + [line])[-3:]
     stdout = p.stdout.read().decode("utf-8", "replace")
@@ -94,6 +100,7 @@ def main():
         "ok": sum(1 for r in out if r["rc"] == 0 and r["hash_ok"]),
         "exit_codes": codes,
         "hung": sum(1 for r in out if r["hung"]),
+        "retried": sum(1 for r in out if r["retries"]),
         "released": len(rel),
         "release_p50_s": percentile(rel, 50) if rel else None,
         "release_p99_s": percentile(rel, 99) if rel else None,
@@ -105,7 +112,7 @@ def main():
     sys.stdout.write("\n")
     fmt = lambda x: "-" if x is None else f"{x:.3f}s"
     print(f"vault_load: {summary['n']} mounts: {summary['ok']} ok, exit codes {codes}, "
-          f"{summary['hung']} hung; release p50 {fmt(summary['release_p50_s'])} "
+          f"{summary['hung']} hung, {summary['retried']} retried; release p50 {fmt(summary['release_p50_s'])} "
           f"p99 {fmt(summary['release_p99_s'])} max {fmt(summary['release_max_s'])}; "
           f"slowest mount {fmt(summary['total_max_s'])}; wall {wall:.2f}s", file=sys.stderr)
     return 0

@@ -162,6 +162,23 @@ sys.exit(not (len(p) == 3 and all(s["voter"] for s in p)))'
     wait_until "three Raft voters" 60 three_voters
 }
 
+# vault_site DIR TOKEN: the site's Vault configuration at $BAO_ADDR
+# (hpcs-pack vault-setup, trusting the cluster agents' signing key) and a data
+# owner alice (userpass; password in DIR/alice.pw); sets VLOGIN to alice's
+# login flags for hpcs-pack.
+vault_site() {
+    local dir=$1 token=$2
+    if ! HOME=$dir BAO_TOKEN=$token "$RUN" "$PACK" vault-setup --enable-userpass \
+        --jwt-pubkey "$HPCS_SLURM_DIR/spiffe/jwt-pub.pem" >"$dir/setup.log" 2>&1; then
+        echo "    hpcs-pack vault-setup failed: $(tail -n 3 "$dir/setup.log")" >&2
+        return 1
+    fi
+    printf 'correct horse battery staple\n' >"$dir/alice.pw"
+    HOME=$dir BAO_TOKEN=$token "$RUN" bao write auth/userpass/users/alice \
+        password="correct horse battery staple" token_policies=hpcs-user >/dev/null || return 1
+    VLOGIN=(--vault-login userpass --vault-user alice --vault-password-file "$dir/alice.pw")
+}
+
 # The address of the HA cluster's active node (from any node's sys/leader).
 bao_ha_leader() {
     local i

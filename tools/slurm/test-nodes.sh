@@ -143,13 +143,7 @@ if vault_or_skip "Vault on four nodes"; then
         bad "cannot make the test CA and certificate"
     if bao_dev "$V4" 10.99.0.254; then
         export BAO_ADDR=https://vault:8200 BAO_CACERT=$V4/ca.pem
-        vbao() { HOME=$V4 BAO_TOKEN=root "$RUN" bao "$@"; }
-        HOME=$V4 BAO_TOKEN=root "$RUN" "$PACK" vault-setup --jwt-pubkey "$HPCS_SLURM_DIR/spiffe/jwt-pub.pem" \
-            --enable-userpass >"$V4/setup.log" 2>&1 || bad "hpcs-pack vault-setup failed: $(tail -n 3 "$V4/setup.log")"
-        printf 'correct horse battery staple\n' >"$SECURE/alice.pw"
-        vbao write auth/userpass/users/alice password="correct horse battery staple" \
-            token_policies=hpcs-user >/dev/null || bad "cannot create the Vault user"
-        VLOGIN=(--vault-login userpass --vault-user alice --vault-password-file "$SECURE/alice.pw")
+        vault_site "$V4" root || bad "the site's Vault configuration failed"
         HOME=$V4 "$RUN" "$PACK" pack -q "$SECURE/shards" -o "$SHARED/vshards.hpcs" --vault \
             --dataset vshards --allow "$U1_ID" "${VLOGIN[@]}" || bad "pack --vault (vshards) failed"
         HOME=$V4 "$RUN" "$PACK" pack -q "$SECURE/shards" -o "$SHARED/vshards2.hpcs" --vault \

@@ -151,11 +151,8 @@ mkdir -p "$VH"
 cp "$V4/ca.pem" "$V4/server.pem" "$V4/server.key" "$VH/"
 if bao_ha "$VH"; then
     ha_env=(env HOME="$VH" BAO_ADDR=https://vault-ha:8200 BAO_CACERT="$VH/ca.pem")
-    "${ha_env[@]}" BAO_TOKEN="$BAO_HA_TOKEN" "$RUN" "$PACK" vault-setup \
-        --jwt-pubkey "$HPCS_SLURM_DIR/spiffe/jwt-pub.pem" --enable-userpass >"$VH/setup.log" 2>&1 ||
-        bad "vault-setup on the HA cluster failed: $(tail -n 3 "$VH/setup.log")"
-    "${ha_env[@]}" BAO_TOKEN="$BAO_HA_TOKEN" "$RUN" bao write auth/userpass/users/alice \
-        password="correct horse battery staple" token_policies=hpcs-user >/dev/null || bad "cannot create the Vault user"
+    BAO_ADDR=https://vault-ha:8200 BAO_CACERT=$VH/ca.pem vault_site "$VH" "$BAO_HA_TOKEN" ||
+        bad "the site's Vault configuration on the HA cluster failed"
     for ((k = 0; k < NLOAD; k++)); do
         "${ha_env[@]}" "$RUN" "$PACK" pack -q "$SECURE/load-$k" -o "$VL/ha-$k.hpcs" --vault --dataset "ha-$k" \
             --allow "${LOAD_ID[k]}" "${VLOGIN[@]}" || bad "pack --vault ha-$k on the HA cluster failed"
@@ -164,6 +161,9 @@ if bao_ha "$VH"; then
     n=${leader#https://127.0.0.1}
     n=${n%%:*}
     check "found the leader ($leader) (control)" test -n "${BAO_HA_PIDS[n]:-}"
+    first=$("$RUN" getent ahosts vault-ha | awk 'NR == 1 { print $1 }')
+    check "the leader is the first address vault-ha resolves to (control: clients must fall over to the next)" \
+        test "$first" = "127.0.0.1$n"
     BAO_ADDR=https://vault-ha:8200 BAO_CACERT=$VH/ca.pem run_load ha 32 "$VL/ha" 120 &
     load=$!
     sleep 0.4
@@ -179,6 +179,9 @@ if bao_ha "$VH"; then
     new_leader() { local l; l=$(bao_ha_leader "$VH") && [[ -n $l && $l != "$leader" ]]; }
     check "a new leader took over" wait_until "a new leader" 30 new_leader
     echo "    ($(report ha "s['ok']") of 32 succeeded; exit codes $(report ha "s['exit_codes']"))"
+    BAO_ADDR=https://vault-ha:8200 BAO_CACERT=$VH/ca.pem run_load ha-after 8 "$VL/ha" 60
+    check "with the first address refusing connections, 8 more mounts succeed through the others" \
+        test "$(report ha-after "s['ok']")" = 8
 else
     bad "the 3-node OpenBao cluster did not come up: $(tail -n 3 "$VH"/n*.log)"
 fi

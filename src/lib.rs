@@ -1,14 +1,17 @@
 //! hpcs: chunked, seekable, authenticated-encryption archives for sensitive
 //! data on shared HPC systems.
 //!
-//! Layers point down only: [`crypto`] is the format and knows nothing else;
-//! [`keys`] turns key stanzas into data keys and back; [`pack`] and
+//! Layers point down only (ARCHITECTURE.md): [`crypto`] is the format and
+//! knows nothing else; [`crypt4gh`] is a codec for the GA4GH format beside
+//! it; [`keys`] turns key stanzas into data keys and back; [`pack`] and
 //! [`extract`] move trees between a local filesystem and an archive,
-//! [`rewrap`] gives an archive a new header over the same data; [`crypt4gh`]
-//! is a Crypt4GH codec and [`reference`] builds and reads archives whose files
-//! are external `.c4gh` files; the `fs` module (FUSE)
-//! serves an unlocked archive, and the `mount` module runs that service as a
-//! process (daemon, readiness, signals, unmount). Binaries wire them together.
+//! [`rewrap`] gives an archive a new header over the same data; [`reference`]
+//! builds and reads archives whose files are external `.c4gh` files;
+//! [`results`] is the encrypted-results format; the `fs` module (FUSE) serves
+//! unlocked archives, and the `mount` module runs that service as a process
+//! (daemon, readiness, signals, unmount). Leaves every layer may use:
+//! [`secmem`] (locked memory), [`exit`] (exit codes), [`log`], [`util`].
+//! Binaries wire them together.
 
 pub mod crypt4gh;
 pub mod crypto;

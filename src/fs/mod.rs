@@ -8,7 +8,9 @@
 //! runtimes. Metadata comes from the in-memory index with long TTLs (an
 //! archive never changes). Data goes through [`read::DataPath`]: a bounded,
 //! locked, shared plaintext cache with single-flight loading ([`cache`]) and
-//! per-handle read-ahead ([`readahead`]) run on a small prefetch pool.
+//! per-handle read-ahead ([`readahead`]) run on a small prefetch pool. The
+//! files of a reference archive are external Crypt4GH files: `external`
+//! serves them through the same cache and read-ahead.
 //!
 //! The frontend is split by kind of operation, as gocryptfs splits its own:
 //! this file holds the mount settings, construction and the fuser session;
@@ -34,6 +36,7 @@ pub mod cache;
 mod callbacks;
 mod dir;
 pub mod errors;
+mod external;
 mod file;
 mod kernel;
 mod meta;
@@ -52,6 +55,7 @@ use std::sync::{Arc, Mutex};
 use fuser::{MountOption, SessionACL};
 
 use crate::crypto::{Archive, Source};
+use crate::reference::ExternalFiles;
 use crate::secmem::SlotArena;
 
 use attr::{Inodes, Owner};
@@ -145,6 +149,10 @@ pub struct MountedArchive<S> {
     pub label: String,
     /// The unlocked archive.
     pub archive: Archive<S>,
+    /// Its external Crypt4GH files, opened and checked (none for a plain
+    /// archive; `crate::reference::ExternalFiles::open` for a reference
+    /// archive).
+    pub externals: ExternalFiles,
 }
 
 /// What a mount reports about itself after construction.
@@ -162,6 +170,8 @@ struct Inner<S> {
     names: Vec<String>,
     labels: Vec<String>,
     data: DataPath<S>,
+    /// The external Crypt4GH files of reference archives (`external`).
+    ext: external::Externals,
     inodes: Inodes,
     owner: Owner,
     cfg: MountConfig,
@@ -219,15 +229,18 @@ impl<S: Source + 'static> HpcsFs<S> {
         let mut names = Vec::new();
         let mut labels = Vec::new();
         let mut list = Vec::new();
+        let mut exts = Vec::new();
         for m in archives {
             names.push(m.name);
             labels.push(m.label);
             list.push(m.archive);
+            exts.push(m.externals);
         }
+        let ext = external::Externals::new(exts);
         if list.is_empty() {
             return Err(io::Error::other("no archive to mount"));
         }
-        let slot_len = DataPath::<S>::max_stored_chunk(&list);
+        let slot_len = DataPath::<S>::max_stored_chunk(&list).max(ext.max_stored_segment());
         let slots = ((cfg.cache_bytes / slot_len as u64) as usize).max(MIN_SLOTS);
         let arena = SlotArena::new(slot_len, slots)?;
         let info = CacheInfo {
@@ -281,6 +294,7 @@ impl<S: Source + 'static> HpcsFs<S> {
             names,
             labels,
             data,
+            ext,
             inodes,
             owner,
             cfg,

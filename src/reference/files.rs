@@ -94,6 +94,11 @@ impl BoundFile {
         self.segments
     }
 
+    /// Plaintext bytes of all segments (before the edit list).
+    pub fn raw_len(&self) -> u64 {
+        self.raw_len
+    }
+
     /// The map from shown bytes to segments.
     pub fn map(&self) -> &PlainMap {
         &self.map
@@ -321,6 +326,7 @@ impl ExternalFiles {
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
+        make_room_for(sizes.len());
         let mut files = Vec::with_capacity(sizes.len());
         for (k, rec) in tree.externals().iter().enumerate() {
             let size = sizes[k].ok_or(RefError::Invalid("external record without an entry"))?;
@@ -375,6 +381,26 @@ impl ExternalFiles {
             }
         }
         Ok(())
+    }
+}
+
+/// Raises the soft limit of open files (up to the hard limit) so that `n`
+/// more descriptors fit: every external file stays open while it is served.
+fn make_room_for(n: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let want = (n as libc::rlim_t).saturating_add(256).min(lim.rlim_max);
+    if lim.rlim_cur < want {
+        lim.rlim_cur = want;
+        // SAFETY: setrlimit reads one valid rlimit; the soft limit stays
+        // within the hard one.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     }
 }
 

@@ -23,6 +23,7 @@ use hpcs::fs::bench::ShapedSource;
 use hpcs::fs::MountedArchive;
 use hpcs::keys::{self, Identities};
 use hpcs::mount;
+use hpcs::reference::ExternalFiles;
 
 use cli::Cli;
 use settings::{Settings, Sources};
@@ -106,10 +107,15 @@ fn open_archives(s: &Sources) -> Result<Vec<MountedArchive<Src>>, Fail> {
             .unlock(&key)
             .map_err(|e| Fail::new(exit::for_format(&e), format!("{label}: {e}")))?;
         drop(key); // wiped; the archive keeps only derived keys
+                   // A reference archive's .c4gh files, checked before anything is
+                   // mounted; their paths are named only with -v.
+        let externals = ExternalFiles::open(&archive, path, hpcs::log::enabled(hpcs::log::INFO))
+            .map_err(|e| Fail::new(exit::for_reference(&e), format!("{label}: {e}")))?;
         out.push(MountedArchive {
             name: name.clone(),
             label,
             archive,
+            externals,
         });
     }
     Ok(out)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::crypto::Source;
 use crate::exit::{self, Fail};
 use crate::fs::{self as hfs, HpcsFs, MountConfig, MountedArchive};
-use crate::keys::Recipient;
+use crate::results::Recipients;
 use crate::{info, results, secmem, warn};
 
 use super::checks::{check_dev_fuse, check_mountpoint, fit_cache};
@@ -48,8 +48,8 @@ pub struct OutputDir {
     pub name: String,
     /// Where the encrypted results go.
     pub dir: PathBuf,
-    /// Who can decrypt them.
-    pub recipients: Vec<Recipient>,
+    /// Who can decrypt them (age or Crypt4GH).
+    pub recipients: Recipients,
 }
 
 /// This node's name, for the results manifest.

@@ -94,6 +94,21 @@ pub struct Cli {
     )]
     pub output_recipients_files: Vec<PathBuf>,
 
+    /// Encrypt the results with Crypt4GH to this public key file instead of
+    /// age (repeatable; as crypt4gh-keygen writes it).
+    ///
+    /// Each result is then a plain Crypt4GH file of exactly the bytes the job
+    /// wrote (ready for EGA or SD Connect), with an encrypted receipt that
+    /// ties it to the job (RESULTS.md). On the secure device: `hpcs-pack
+    /// results decrypt DIR -o DEST --archive ARCHIVE -i IDENTITY --sk KEY`.
+    #[arg(
+        long = "output-c4gh-recipient",
+        value_name = "PUBKEY",
+        requires = "output",
+        conflicts_with_all = ["output_recipients", "output_recipients_files"]
+    )]
+    pub output_c4gh_recipients: Vec<PathBuf>,
+
     /// Upper bound of the decrypted-chunk cache shared by all open files.
     ///
     /// Held in locked memory (never swapped) and excluded from core dumps;
@@ -240,5 +255,6 @@ Before mounting: 2 bad command line, 3 archive unreadable, 8 identity unusable,
 42 SVID expired, 43 wrong audience, 44 unknown dataset, 45 key revoked,
 46 not the current version (rollback), 47 no SPIFFE Workload API or identity,
 48 bad Vault/SPIFFE configuration. 7 bad --output-recipient, 39 results
-directory (--output) unusable or its manifest not written.
+directory (--output) unusable or its manifest not written. Crypt4GH:
+63 a .c4gh file of a reference archive missing or changed.
 Full list: README (EXIT CODES).";

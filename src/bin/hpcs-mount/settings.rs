@@ -8,10 +8,12 @@ use std::path::PathBuf;
 #[cfg(feature = "bench-ceilings")]
 use std::time::Duration;
 
+use hpcs::crypt4gh::PublicKey;
 use hpcs::exit::{self, Fail};
 use hpcs::fs::MountConfig;
 use hpcs::keys;
 use hpcs::mount::{Launch, OutputDir, Plan};
+use hpcs::results::Recipients;
 
 use crate::cli::Cli;
 use crate::vault_key;
@@ -95,6 +97,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             o,
             &cli.output_recipients,
             &cli.output_recipients_files,
+            &cli.output_c4gh_recipients,
             &archives,
         )?),
     };
@@ -201,6 +204,7 @@ fn output_settings(
     o: &str,
     recipient_args: &[String],
     recipient_files: &[PathBuf],
+    c4gh_files: &[PathBuf],
     archives: &[(String, PathBuf)],
 ) -> Result<OutputDir, Fail> {
     let usage = |m: String| Fail::new(exit::USAGE, m);
@@ -219,16 +223,31 @@ fn output_settings(
             "--output: the name {name:?} is already an --archive name"
         )));
     }
-    let mut recipients = Vec::new();
-    for r in recipient_args {
-        recipients.push(keys::parse_recipient(r)?);
-    }
-    for f in recipient_files {
-        recipients.extend(keys::read_recipients_file(f)?);
-    }
+    let recipients = if c4gh_files.is_empty() {
+        let mut recipients = Vec::new();
+        for r in recipient_args {
+            recipients.push(keys::parse_recipient(r)?);
+        }
+        for f in recipient_files {
+            recipients.extend(keys::read_recipients_file(f)?);
+        }
+        Recipients::Age(recipients)
+    } else {
+        let mut keys = Vec::new();
+        for f in c4gh_files {
+            let k = PublicKey::read_file(f).map_err(|e| {
+                Fail::new(
+                    exit::BAD_RECIPIENT,
+                    format!("--output-c4gh-recipient {}: {e}", f.display()),
+                )
+            })?;
+            keys.push(k);
+        }
+        Recipients::Crypt4gh(keys)
+    };
     if recipients.is_empty() {
         return Err(usage(
-            "--output needs --output-recipient RECIPIENT or --output-recipients-file FILE: the results are encrypted to you".into(),
+            "--output needs --output-recipient RECIPIENT, --output-recipients-file FILE or --output-c4gh-recipient PUBKEY: the results are encrypted to you".into(),
         ));
     }
     let dir = PathBuf::from(dir);
@@ -355,7 +374,7 @@ mod tests {
         let s = check_args(&args).unwrap();
         let o = s.plan.output.expect("output");
         assert_eq!((o.name.as_str(), o.dir.as_path()), ("out", d.path()));
-        assert_eq!(o.recipients.len(), 1);
+        assert!(matches!(&o.recipients, Recipients::Age(r) if r.len() == 1));
 
         let missing = format!("out={}", d.path().join("none").display());
         let args = [

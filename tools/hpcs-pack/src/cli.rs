@@ -94,6 +94,12 @@ pub struct ResultsDecryptArgs {
     /// go under HOST-RUNID/.
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     pub output: PathBuf,
+
+    /// Write Crypt4GH results (jobs run with --output-c4gh-recipient) as
+    /// checked copies of their Crypt4GH files, at PATH.c4gh, instead of
+    /// decrypting them: ready to upload to EGA or SD Connect as they are.
+    #[arg(long)]
+    pub as_c4gh: bool,
 }
 
 #[derive(Args, Debug)]

@@ -3,20 +3,27 @@
 
 use hpcs::exit::{self, Fail};
 use hpcs::keys;
-use hpcs::results::{self, DirReport, FileReport, ReadError, RunReport, Status};
+use hpcs::results::{
+    self, DirReport, FileReport, Placing, ReadError, ResultKeys, RunReport, Status,
+};
 
 use crate::cli::ResultsCommand;
 
 pub fn run(c: ResultsCommand) -> Result<(), Fail> {
-    let (a, dest) = match c {
-        ResultsCommand::Verify(a) => (a, None),
-        ResultsCommand::Decrypt(d) => (d.common, Some(d.output)),
+    let (a, dest, as_c4gh) = match c {
+        ResultsCommand::Verify(a) => (a, None, false),
+        ResultsCommand::Decrypt(d) => (d.common, Some(d.output), d.as_c4gh),
     };
     let archive = crate::unlock(&a.archive, &a.id.identities)?;
     let mut ids = keys::load_identities(&a.id.identities[0])?;
     for p in &a.id.identities[1..] {
         ids.extend(keys::load_identities(p)?);
     }
+    let c4gh = match &a.c4gh.sk {
+        Some(_) => Some(crate::c4gh_cmd::load_secret_key(&a.c4gh)?),
+        None => None,
+    };
+    let keys = ResultKeys { age: ids, c4gh };
     let dir = &a.dir;
     if !dir.is_dir() {
         return Err(Fail::new(
@@ -27,14 +34,23 @@ pub fn run(c: ResultsCommand) -> Result<(), Fail> {
             ),
         ));
     }
+    let placing = match (&dest, as_c4gh) {
+        (None, _) => Placing::Nothing,
+        (Some(d), false) => Placing::Decrypted(d),
+        (Some(d), true) => Placing::Crypt4gh(d),
+    };
     let report = results::check_dir(
         dir,
-        &ids,
+        &keys,
         archive.results_key(),
         &archive.header().archive_id,
-        dest.as_deref(),
+        placing,
     )
     .map_err(|e| match e {
+        e @ ReadError::NoCrypt4ghKey => Fail::new(
+            exit::BAD_IDENTITY,
+            format!("{}: {e}", dir.display()),
+        ),
         ReadError::NoIdentity => Fail::new(
             exit::WRONG_KEY,
             format!(

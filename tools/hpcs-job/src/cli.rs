@@ -206,7 +206,8 @@ pub struct Cli {
     /// time; the job creates the directory (mode 0700). On your secure
     /// device: `hpcs-pack results decrypt DIR -o DEST --archive
     /// FIRST_ARCHIVE -i IDENTITY`, where FIRST_ARCHIVE is the first --data
-    /// (else the container, else the secret script) archive.
+    /// (else the container, else the secret script) archive (add `--sk KEY`
+    /// for --results-c4gh-recipient).
     #[arg(long = "results", value_name = "DIR")]
     pub results: Option<String>,
 
@@ -214,6 +215,17 @@ pub struct Cli {
     /// (repeatable; needed with --results).
     #[arg(long = "results-recipient", value_name = "RECIPIENT")]
     pub results_recipients: Vec<String>,
+
+    /// Encrypt the results as Crypt4GH to this public key file instead
+    /// (repeatable; as crypt4gh-keygen writes it; the nodes read it at this
+    /// path): each result is then a plain .c4gh file for EGA or SD Connect
+    /// (hpcs-mount --output-c4gh-recipient; RESULTS.md "Crypt4GH results").
+    #[arg(
+        long = "results-c4gh-recipient",
+        value_name = "PUBKEY",
+        conflicts_with = "results_recipients"
+    )]
+    pub results_c4gh_recipients: Vec<PathBuf>,
 
     /// Seconds to wait for the archives to be mounted on every node.
     #[arg(long = "mount-timeout", value_name = "SECONDS", default_value_t = 120)]

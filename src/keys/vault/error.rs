@@ -70,3 +70,19 @@ pub enum VaultError {
     #[error("dataset {0} is already registered in Vault; pass --replace to make this archive its current version (older archives will then be refused)")]
     DatasetExists(String),
 }
+
+impl VaultError {
+    /// [`VaultError::Revoked`] for `dataset`, revoked at unix time `at` if the
+    /// tombstone says when.
+    pub(super) fn revoked(
+        dataset: impl std::fmt::Display,
+        at: Option<u64>,
+        reason: String,
+    ) -> VaultError {
+        VaultError::Revoked {
+            dataset: dataset.to_string(),
+            at: at.map(|t| format!(" at unix time {t}")).unwrap_or_default(),
+            reason,
+        }
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::conn::{CallErr, Conn};
 use super::error::VaultError;
 use super::login::{login_user, UserLogin};
-use super::names::{check_spiffe_id, slot_role, Dataset, RECORD_VERSION};
+use super::names::{check_spiffe_id, slot_role, Dataset};
 use super::records::{key_of, HexKey, MetaRecord, SlotRecord};
 use super::setup::policy_names;
 use crate::crypto::DataKey;
@@ -29,6 +29,18 @@ pub struct Status {
     pub allowed: Vec<String>,
     /// Whether the key was destroyed.
     pub revoked: bool,
+}
+
+impl Status {
+    /// The state `m`, the record of `ds`, says.
+    fn of(ds: &Dataset, m: &MetaRecord) -> Status {
+        Status {
+            dataset: ds.to_string(),
+            archive_id: m.archive_id.clone(),
+            allowed: m.allowed.clone(),
+            revoked: m.revoked,
+        }
+    }
 }
 
 /// The data owner's Vault session on the secure device.
@@ -107,6 +119,13 @@ impl Registrar {
         self.c
             .kv_read::<MetaRecord>(&ds.meta_path())
             .map_err(|e| self.denied_or(e, ds, "read the dataset record"))
+    }
+
+    /// The owner's record of `ds`, which must exist.
+    fn registered_meta(&self, ds: &Dataset) -> Result<MetaRecord, VaultError> {
+        self.read_meta(ds)?.ok_or_else(|| {
+            VaultError::UnknownDataset(format!("dataset {ds} is not registered in Vault"))
+        })
     }
 
     fn denied_or(&self, e: CallErr, ds: &Dataset, what: &str) -> VaultError {
@@ -261,25 +280,8 @@ impl Registrar {
                 self.tombstone_slot(ds, id, "access removed for this identity by the owner")?;
             }
         }
-        let meta = MetaRecord {
-            v: RECORD_VERSION,
-            dataset: ds.to_string(),
-            archive_id: aid.clone(),
-            key_hex: Some(HexKey::of(key)),
-            allowed: allowed.clone(),
-            created,
-            updated: now_secs(),
-            ..MetaRecord::default()
-        };
-        self.c
-            .kv_write(&ds.meta_path(), &meta)
-            .map_err(|e| self.denied_or(e, ds, "write the dataset record"))?;
-        Ok(Status {
-            dataset: ds.to_string(),
-            archive_id: aid,
-            allowed,
-            revoked: false,
-        })
+        let meta = MetaRecord::live(ds.to_string(), aid, Some(HexKey::of(key)), allowed, created);
+        self.write_meta(ds, &meta, "write the dataset record")
     }
 
     fn write_slot(
@@ -290,30 +292,14 @@ impl Registrar {
         aid: &str,
     ) -> Result<(), VaultError> {
         let role = self.ensure_slot(id)?;
-        let rec = SlotRecord {
-            v: RECORD_VERSION,
-            dataset: ds.to_string(),
-            spiffe_id: id.to_string(),
-            archive_id: aid.to_string(),
-            key_hex: Some(HexKey::of(key)),
-            created: now_secs(),
-            ..SlotRecord::default()
-        };
+        let rec = SlotRecord::copy(ds.to_string(), id.to_string(), aid.to_string(), key);
         self.c
             .kv_write(&ds.slot_path(&role), &rec)
             .map_err(|e| self.denied_or(e, ds, "write a key copy"))
     }
 
     fn tombstone_slot(&self, ds: &Dataset, id: &str, reason: &str) -> Result<(), VaultError> {
-        let rec = SlotRecord {
-            v: RECORD_VERSION,
-            dataset: ds.to_string(),
-            spiffe_id: id.to_string(),
-            revoked: true,
-            revoked_at: Some(now_secs()),
-            reason: Some(reason.to_string()),
-            ..SlotRecord::default()
-        };
+        let rec = SlotRecord::tombstone(ds.to_string(), id.to_string(), now_secs(), reason);
         self.c
             .kv_write(&ds.slot_path(&slot_role(id)), &rec)
             .map_err(|e| self.denied_or(e, ds, "write a tombstone"))
@@ -321,15 +307,8 @@ impl Registrar {
 
     /// The dataset's state.
     pub fn status(&self, ds: &Dataset) -> Result<Status, VaultError> {
-        let m = self.read_meta(ds)?.ok_or_else(|| {
-            VaultError::UnknownDataset(format!("dataset {ds} is not registered in Vault"))
-        })?;
-        Ok(Status {
-            dataset: ds.to_string(),
-            archive_id: m.archive_id.clone(),
-            allowed: m.allowed.clone(),
-            revoked: m.revoked,
-        })
+        let m = self.registered_meta(ds)?;
+        Ok(Status::of(ds, &m))
     }
 
     /// Adds and removes allowed SPIFFE IDs; touches only Vault.
@@ -339,18 +318,13 @@ impl Registrar {
         add: &[String],
         remove: &[String],
     ) -> Result<Status, VaultError> {
-        let m = self.read_meta(ds)?.ok_or_else(|| {
-            VaultError::UnknownDataset(format!("dataset {ds} is not registered in Vault"))
-        })?;
+        let m = self.registered_meta(ds)?;
         if m.revoked {
-            return Err(VaultError::Revoked {
-                dataset: ds.to_string(),
-                at: m
-                    .revoked_at
-                    .map(|t| format!(" at unix time {t}"))
-                    .unwrap_or_default(),
-                reason: "revoked by the owner; register the archive again to restore access".into(),
-            });
+            return Err(VaultError::revoked(
+                ds,
+                m.revoked_at,
+                "revoked by the owner; register the archive again to restore access".into(),
+            ));
         }
         let key = key_of(&m.key_hex).ok_or_else(|| {
             VaultError::Config(format!("the record of {ds} in Vault holds no valid key"))
@@ -382,34 +356,21 @@ impl Registrar {
         for id in remove {
             self.tombstone_slot(ds, id, "access removed for this identity by the owner")?;
         }
-        let meta = MetaRecord {
-            v: RECORD_VERSION,
-            dataset: m.dataset.clone(),
-            archive_id: m.archive_id.clone(),
-            key_hex: m.key_hex.clone(),
-            allowed: allowed.clone(),
-            created: m.created,
-            updated: now_secs(),
-            ..MetaRecord::default()
-        };
-        self.c
-            .kv_write(&ds.meta_path(), &meta)
-            .map_err(|e| self.denied_or(e, ds, "write the dataset record"))?;
-        Ok(Status {
-            dataset: ds.to_string(),
-            archive_id: m.archive_id.clone(),
+        let meta = MetaRecord::live(
+            m.dataset.clone(),
+            m.archive_id.clone(),
+            m.key_hex.clone(),
             allowed,
-            revoked: false,
-        })
+            m.created,
+        );
+        self.write_meta(ds, &meta, "write the dataset record")
     }
 
     /// Crypto-shreds the dataset: every key copy (found by listing, so stray
     /// copies go too) and the owner's record are overwritten by tombstones.
     /// KV v1 keeps no older versions; backups of Vault's storage still do.
     pub fn revoke(&self, ds: &Dataset) -> Result<Status, VaultError> {
-        let m = self.read_meta(ds)?.ok_or_else(|| {
-            VaultError::UnknownDataset(format!("dataset {ds} is not registered in Vault"))
-        })?;
+        let m = self.registered_meta(ds)?;
         let slots = self
             .c
             .kv_list(&format!("{}/", ds.meta_path()))
@@ -421,42 +382,29 @@ impl Registrar {
                 .c
                 .kv_read(&path)
                 .map_err(|e| self.denied_or(e, ds, "read a key copy"))?;
-            let rec = SlotRecord {
-                v: RECORD_VERSION,
-                dataset: ds.to_string(),
-                spiffe_id: old
-                    .as_ref()
-                    .map(|o| o.spiffe_id.clone())
-                    .unwrap_or_default(),
-                revoked: true,
-                revoked_at: Some(at),
-                reason: Some("the owner revoked the dataset's key".into()),
-                ..SlotRecord::default()
-            };
+            let spiffe_id = old.map(|o| o.spiffe_id).unwrap_or_default();
+            let reason = "the owner revoked the dataset's key";
+            let rec = SlotRecord::tombstone(ds.to_string(), spiffe_id, at, reason);
             self.c
                 .kv_write(&path, &rec)
                 .map_err(|e| self.denied_or(e, ds, "destroy a key copy"))?;
         }
-        let tomb = MetaRecord {
-            v: RECORD_VERSION,
-            dataset: ds.to_string(),
-            archive_id: m.archive_id.clone(),
-            allowed: m.allowed.clone(),
-            created: m.created,
-            updated: at,
-            revoked: true,
-            revoked_at: Some(at),
-            ..MetaRecord::default()
-        };
+        let tomb = m.tombstone(ds.to_string(), at);
+        self.write_meta(ds, &tomb, "destroy the dataset record")
+    }
+
+    /// Writes the owner's record of `ds` (`what` for messages) and returns
+    /// the state it records.
+    fn write_meta(
+        &self,
+        ds: &Dataset,
+        meta: &MetaRecord,
+        what: &str,
+    ) -> Result<Status, VaultError> {
         self.c
-            .kv_write(&ds.meta_path(), &tomb)
-            .map_err(|e| self.denied_or(e, ds, "destroy the dataset record"))?;
-        Ok(Status {
-            dataset: ds.to_string(),
-            archive_id: m.archive_id.clone(),
-            allowed: m.allowed.clone(),
-            revoked: true,
-        })
+            .kv_write(&ds.meta_path(), meta)
+            .map_err(|e| self.denied_or(e, ds, what))?;
+        Ok(Status::of(ds, meta))
     }
 }
 

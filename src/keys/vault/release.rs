@@ -147,17 +147,12 @@ fn read_copy(
         Err(e) => return Err(e.into_vault(&c.s.addr, "read the key")),
     };
     if rec.revoked {
-        return Err(VaultError::Revoked {
-            dataset: ds.to_string(),
-            at: rec
-                .revoked_at
-                .map(|t| format!(" at unix time {t}"))
-                .unwrap_or_default(),
-            reason: rec
-                .reason
-                .clone()
-                .unwrap_or_else(|| "revoked by the owner".into()),
-        });
+        let reason = rec.reason.clone();
+        return Err(VaultError::revoked(
+            ds,
+            rec.revoked_at,
+            reason.unwrap_or_else(|| "revoked by the owner".into()),
+        ));
     }
     if rec.spiffe_id != spiffe_id || rec.dataset != ds.to_string() {
         return Err(VaultError::Config(format!(

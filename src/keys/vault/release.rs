@@ -3,6 +3,11 @@
 //! of that SPIFFE ID, read the key copy registered for it, check the archive
 //! id pin (no rollback), and revoke the Vault token. The caller still checks
 //! the key against the header's key commitment.
+//!
+//! [`release_for_archive`] is the whole mount side from an archive's header
+//! (its stanza, the settings layers, the release); [`wanted`] says whether an
+//! archive's key comes from Vault at all. A mount binary only maps its flags
+//! to a [`Layer`].
 
 use serde_json::{json, Value};
 
@@ -11,18 +16,77 @@ use super::error::VaultError;
 use super::names::{slot_role, Dataset, VaultRef};
 use super::records::{key_of, SlotRecord};
 use super::secret::Secret;
-use crate::crypto::DataKey;
-use crate::keys::config::Settings;
+use crate::crypto::{DataKey, Header, Stanza};
+use crate::keys::config::{self, Layer, Notice, Settings};
 use crate::keys::spiffe::fetch_jwt_svid;
 use crate::util::hex;
 
 /// Everything [`release_key`] learnt besides the key.
 #[derive(Debug, Clone)]
 pub struct Released {
+    /// The dataset whose key was released (as the archive's stanza names it).
+    pub dataset: String,
     /// The SPIFFE ID the key was released to.
     pub spiffe_id: String,
     /// Whether the Vault token was revoked (false: it expires by itself).
     pub token_revoked: bool,
+}
+
+impl std::fmt::Display for Released {
+    /// The log line: `key of dataset D released by Vault to ID[; Vault token revoked]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "key of dataset {} released by Vault to {}{}",
+            self.dataset,
+            self.spiffe_id,
+            if self.token_revoked {
+                "; Vault token revoked"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// Whether the key of an archive with these `stanzas` comes from Vault:
+/// when `forced` (hpcs-mount's `--vault`), or when the archive has a Vault
+/// stanza and no age identities were given.
+pub fn wanted(stanzas: &[Stanza], forced: bool, have_identities: bool) -> bool {
+    forced || (!have_identities && VaultRef::find(stanzas).is_some())
+}
+
+/// The mount side from an archive's header: takes its Vault stanza, refuses
+/// an archive of another dataset than `want_dataset` (if given), resolves the
+/// settings (`flags` over the environment and config files, over the stanza;
+/// see [`crate::keys::config`]) and releases the key ([`release_key_with`]).
+/// `notice` hears retries. The caller still checks the key against the
+/// header (`SealedArchive::unlock`).
+pub fn release_for_archive(
+    header: &Header,
+    want_dataset: Option<&str>,
+    flags: Layer,
+    notice: Option<Notice>,
+) -> Result<(DataKey, Released), VaultError> {
+    let vref = match VaultRef::find(&header.stanzas) {
+        Some(r) => r?,
+        None => {
+            return Err(VaultError::UnknownDataset(
+                "the archive names no Vault key (register it with `hpcs-pack register`, or open it with -i)".into(),
+            ))
+        }
+    };
+    if let Some(want) = want_dataset {
+        if want != vref.dataset {
+            return Err(VaultError::UnknownDataset(format!(
+                "the archive is dataset {}, not {want} (--vault-dataset)",
+                vref.dataset
+            )));
+        }
+    }
+    let mut s = config::load(flags)?.resolve(Some(&vref))?;
+    s.notice = notice;
+    release_key_with(&s, &vref, &header.archive_id)
 }
 
 /// Mount side: SVID → JWT login through the identity slot → read the key copy
@@ -77,6 +141,7 @@ pub fn release_key_with(
         (
             k,
             Released {
+                dataset: vref.dataset.clone(),
                 spiffe_id: svid.spiffe_id,
                 token_revoked,
             },
@@ -231,5 +296,75 @@ mod tests {
             ),
             VaultError::Unreachable { .. }
         ));
+    }
+
+    fn header_with(stanzas: Vec<Stanza>) -> Header {
+        let key = DataKey::from_bytes([3; 32]);
+        let suite = crate::crypto::Suite::Aes256Gcm;
+        Header::seal(&key, suite, 65536, [9; 32], 0, 0, stanzas).unwrap()
+    }
+
+    #[test]
+    fn vault_is_wanted_when_forced_or_named_without_identities() {
+        let vault = vec![VaultRef::new("a/b", "hpcs", "hpcs-jwt", "hpcs").to_stanza()];
+        let age = vec![Stanza {
+            kind: crate::crypto::header::STANZA_AGE,
+            body: vec![1],
+        }];
+        assert!(wanted(&vault, false, false));
+        assert!(!wanted(&vault, false, true), "identities win unless forced");
+        assert!(wanted(&vault, true, true));
+        assert!(!wanted(&age, false, false));
+        assert!(
+            wanted(&age, true, false),
+            "forced: the release says why not"
+        );
+    }
+
+    #[test]
+    fn archives_without_the_wanted_vault_key_are_refused_before_any_call() {
+        let refused = |stanzas: Vec<Stanza>, want: Option<&str>| {
+            let h = header_with(stanzas);
+            match release_for_archive(&h, want, Layer::default(), None) {
+                Ok(_) => panic!("a key was released"),
+                Err(e) => e,
+            }
+        };
+        let e = refused(vec![], None);
+        assert!(
+            matches!(&e, VaultError::UnknownDataset(m) if m.contains("names no Vault key")),
+            "{e}"
+        );
+        let vault = VaultRef::new("alice/x", "hpcs", "hpcs-jwt", "hpcs").to_stanza();
+        let e = refused(vec![vault], Some("alice/y"));
+        assert!(
+            matches!(&e, VaultError::UnknownDataset(m)
+                if m.contains("dataset alice/x, not alice/y")),
+            "{e}"
+        );
+        let bad = Stanza {
+            kind: crate::crypto::header::STANZA_VAULT,
+            body: b"not json".to_vec(),
+        };
+        let e = refused(vec![bad], None);
+        assert!(matches!(e, VaultError::Config(_)), "{e}");
+    }
+
+    #[test]
+    fn the_release_line_says_to_whom_and_whether_the_token_went() {
+        let mut r = Released {
+            dataset: "alice/x".into(),
+            spiffe_id: "spiffe://t/job".into(),
+            token_revoked: true,
+        };
+        assert_eq!(
+            r.to_string(),
+            "key of dataset alice/x released by Vault to spiffe://t/job; Vault token revoked"
+        );
+        r.token_revoked = false;
+        assert_eq!(
+            r.to_string(),
+            "key of dataset alice/x released by Vault to spiffe://t/job"
+        );
     }
 }

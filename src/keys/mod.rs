@@ -1,9 +1,15 @@
-//! Where a data key comes from: age recipients and identities (and, later,
-//! Vault via SPIFFE).
+//! Where a data key comes from: age recipients and identities
+//! ([`age_keys`]), and Vault/OpenBao, which releases keys to SPIFFE workloads
+//! (feature `vault`: [`vault`], its settings [`config`] and the Workload API
+//! client [`spiffe`]).
 //!
 //! This layer turns key stanzas (opaque to `crate::crypto`) into a
-//! [`DataKey`] and back. It knows the age crate; it knows nothing of FUSE or
-//! the command line.
+//! [`DataKey`] and back. It knows the age crate, Vault's HTTP API and the
+//! SPIFFE Workload API; it knows nothing of FUSE or the command line.
+//!
+//! Imports among these modules point one way: `vault`'s leaves (its error,
+//! secret and name types) ← `config` ← `spiffe` ← the rest of `vault` (the
+//! connection, setup, registrar and release). `age_keys` stands alone.
 
 pub mod age_keys;
 #[cfg(feature = "vault")]

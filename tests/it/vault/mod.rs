@@ -10,10 +10,12 @@
 //!
 //! One module per side: `setup` (the administrator), `owner` (registering,
 //! allowing and revoking), `release` (the job), `retry` (Vault unavailable);
-//! `harness` holds the servers, the site and the shared checks.
+//! `harness` holds the site and the shared checks, `servers` OpenBao and the
+//! dev agent.
 
 mod harness;
 mod owner;
 mod release;
 mod retry;
+mod servers;
 mod setup;

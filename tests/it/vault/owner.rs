@@ -17,13 +17,9 @@ fn revoked_key_is_refused_and_destroyed() {
         return;
     };
     let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A, JOB_B], &[]);
-    let agent = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
+    let agent = site.agent("job-a", JOB_A);
     assert_mounted_and_read(&mount_cat(&site, &agent, &archive, &[]));
-    let key_hex = site
-        .bao
-        .ok(&["read", "-field=key_hex", "hpcs/ds/alice/genome"])
-        .trim()
-        .to_string();
+    let key_hex = site.genome_key_hex();
 
     // Without --yes and without a terminal, revoke refuses.
     let o = site
@@ -75,8 +71,8 @@ fn allowed_ids_change_in_vault_only() {
     };
     let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
     let before = std::fs::read(&archive).unwrap();
-    let agent_a = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
-    let agent_b = Agent::start(site.dir.path(), "job-b", JOB_B, &[]);
+    let agent_a = site.agent("job-a", JOB_A);
+    let agent_b = site.agent("job-b", JOB_B);
     assert!(release(&site, &agent_b, &archive).is_err());
 
     let o = site
@@ -144,7 +140,7 @@ fn an_existing_archive_can_be_registered() {
         "data region unchanged"
     );
 
-    let agent = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
+    let agent = site.agent("job-a", JOB_A);
     let (key, _) = release(&site, &agent, &archive).expect("registered archive releases");
     assert_eq!(read_with(&archive, &key, "sub/big.bin"), vec![7u8; 200_000]);
 }
@@ -218,10 +214,7 @@ fn a_hijacked_identity_slot_never_receives_keys() {
         "alice registers for a hijacked slot",
     );
     assert!(err.contains("not what hpcs expects"), "{err}");
-    let o = site.bao.cli(&[
-        "read",
-        &format!("hpcs/ds/alice/genome/{}", slot_role(JOB_A)),
-    ]);
+    let o = site.bao.cli(&["read", &genome_copy(JOB_A)]);
     assert!(
         !o.status.success(),
         "a key copy was written to the hijacked slot"

@@ -9,10 +9,9 @@ use super::harness::*;
 
 #[test]
 fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
-    let Some(site) = Site::new("allowed_identity") else {
+    let Some((site, archive, agent)) = Site::with_genome("allowed_identity") else {
         return;
     };
-    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
     let (r, _) = archive_ref(&archive);
     assert_eq!(r.dataset, "alice/genome");
     assert_eq!(
@@ -20,7 +19,6 @@ fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
         ("hpcs", "hpcs-jwt", "hpcs")
     );
 
-    let agent = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
     let o = mount_cat(&site, &agent, &archive, &[]);
     assert_mounted_and_read(&o);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -30,15 +28,11 @@ fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
         )),
         "{err}"
     );
-    let key_hex = site
-        .bao
-        .ok(&["read", "-field=key_hex", "hpcs/ds/alice/genome"])
-        .trim()
-        .to_string();
+    let key_hex = site.genome_key_hex();
     assert_eq!(key_hex.len(), 64);
 
     // The audit log names the SPIFFE ID that read this dataset's key copy.
-    let slot_path = format!("hpcs/ds/alice/genome/{}", slot_role(JOB_A));
+    let slot_path = genome_copy(JOB_A);
     let entries = site.bao.audit_entries();
     let read = entries
         .iter()
@@ -95,7 +89,7 @@ fn another_identity_is_denied() {
     };
     let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
     // bob's job has no identity slot at all yet.
-    let agent_b = Agent::start(site.dir.path(), "job-b", JOB_B, &[]);
+    let agent_b = site.agent("job-b", JOB_B);
     let o = mount_cat(&site, &agent_b, &archive, &[]);
     let err = assert_code(&o, exit::UNKNOWN_DATASET, "another identity mounts");
     assert!(err.contains(JOB_B), "{err}");
@@ -130,13 +124,7 @@ fn another_identity_is_denied() {
     let o = login(&slot_role(JOB_B));
     assert_ok(&o, "bob's job logs in through its own slot");
     let tok = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let o = site.bao.cli_as(
-        &tok,
-        &[
-            "read",
-            &format!("hpcs/ds/alice/genome/{}", slot_role(JOB_A)),
-        ],
-    );
+    let o = site.bao.cli_as(&tok, &["read", &genome_copy(JOB_A)]);
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("403"),
@@ -183,11 +171,9 @@ fn expired_svid_is_refused() {
 
 #[test]
 fn wrong_audience_is_refused() {
-    let Some(site) = Site::new("wrong_audience") else {
+    let Some((site, archive, agent)) = Site::with_genome("wrong_audience") else {
         return;
     };
-    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
-    let agent = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
     let o = mount_cat(&site, &agent, &archive, &["--audience", "not-hpcs"]);
     let err = assert_code(&o, exit::WRONG_AUDIENCE, "wrong audience");
     assert!(err.contains("not-hpcs"), "{err}");
@@ -217,7 +203,7 @@ fn older_archive_of_the_same_dataset_is_refused() {
     );
     let v2 = site.pack_vault("genome-v2.hpcs", "genome", &[JOB_A], &["--replace"]);
 
-    let agent = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
+    let agent = site.agent("job-a", JOB_A);
     let o = mount_cat(&site, &agent, &v1, &[]);
     let msg = assert_code(&o, exit::ROLLBACK, "older archive");
     assert!(
@@ -226,5 +212,5 @@ fn older_archive_of_the_same_dataset_is_refused() {
     );
     assert_mounted_and_read(&mount_cat(&site, &agent, &v2, &[]));
     let (key, _) = release(&site, &agent, &v2).expect("the current version opens");
-    assert_eq!(read_with(&v2, &key, "reads.txt"), b"ACGT sample reads\n");
+    assert_reads(&v2, &key);
 }

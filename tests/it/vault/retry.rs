@@ -35,11 +35,9 @@ fn forward(listener: TcpListener, to: SocketAddr) {
 
 #[test]
 fn unreachable_vault_is_retried_until_it_answers() {
-    let Some(site) = Site::new("unreachable_then_reachable") else {
+    let Some((site, archive, agent)) = Site::with_genome("unreachable_then_reachable") else {
         return;
     };
-    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
-    let agent = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
 
     // Nothing listens on `port` yet: connection refused.
     let port = free_port();
@@ -79,16 +77,14 @@ fn unreachable_vault_is_retried_until_it_answers() {
     let o = job.wait_with_output().unwrap();
     let rest = drain.join().unwrap();
     assert!(o.status.success(), "{seen}{rest}");
-    assert_eq!(o.stdout, b"ACGT sample reads\n");
+    assert_eq!(o.stdout, READS);
 }
 
 #[test]
 fn sealed_vault_503_is_retried_until_unsealed() {
-    let Some(site) = Site::new("sealed_then_unsealed") else {
+    let Some((site, archive, agent)) = Site::with_genome("sealed_then_unsealed") else {
         return;
     };
-    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
-    let agent = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
     let (r, id) = archive_ref(&archive);
     site.bao.ok(&["operator", "seal"]);
     let mut s = site.job(&agent, &r, None, 120);
@@ -107,19 +103,14 @@ fn sealed_vault_503_is_retried_until_unsealed() {
         .join()
         .unwrap()
         .expect("the retry succeeded after unseal");
-    assert_eq!(
-        read_with(&archive, &key, "reads.txt"),
-        b"ACGT sample reads\n"
-    );
+    assert_reads(&archive, &key);
 }
 
 #[test]
 fn unreachable_vault_gives_up_after_the_retry_budget() {
-    let Some(site) = Site::new("unreachable_gives_up") else {
+    let Some((site, archive, agent)) = Site::with_genome("unreachable_gives_up") else {
         return;
     };
-    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
-    let agent = Agent::start(site.dir.path(), "job-a", JOB_A, &[]);
     let addr = format!("http://127.0.0.1:{}", free_port());
     let o = mount_cat(
         &site,

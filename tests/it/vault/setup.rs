@@ -4,7 +4,6 @@
 use hpcs::exit;
 
 use super::harness::*;
-use crate::util::tmpdir;
 
 #[test]
 fn setup_is_idempotent_and_checks_its_input() {
@@ -40,49 +39,18 @@ fn setup_is_idempotent_and_checks_its_input() {
 
 #[test]
 fn the_jwks_url_trust_works_too() {
-    let Some(bao_path) = bao_bin("jwks_url") else {
+    let Some(site) = Site::bare("jwks_url") else {
         return;
     };
-    let dir = tmpdir();
-    let bao = Bao::start(&bao_path, dir.path());
     let port = free_port();
     let agent = Agent::start(
-        dir.path(),
+        site.dir.path(),
         "job-a",
         JOB_A,
         &["--jwks-listen", &format!("127.0.0.1:{port}")],
     );
-    let site = Site {
-        src: dir.path().join("src"),
-        dir,
-        bao,
-    };
-    let o = site
-        .pack_as(
-            "root",
-            &[
-                "vault-setup",
-                "--enable-userpass",
-                "--jwks-url",
-                &format!("http://127.0.0.1:{port}/keys"),
-            ],
-        )
-        .output()
-        .unwrap();
-    assert_ok(&o, "vault-setup --jwks-url");
-    site.bao.ok(&[
-        "write",
-        "auth/userpass/users/alice",
-        &format!("password={ALICE_PW}"),
-        "token_policies=hpcs-user",
-    ]);
-    std::fs::write(site.path("alice.pw"), ALICE_PW).unwrap();
-    std::fs::create_dir_all(&site.src).unwrap();
-    std::fs::write(site.src.join("reads.txt"), b"ACGT sample reads\n").unwrap();
+    site.set_up(&["--jwks-url", &format!("http://127.0.0.1:{port}/keys")]);
     let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
     let (key, _) = release(&site, &agent, &archive).expect("JWKS-URL trust releases");
-    assert_eq!(
-        read_with(&archive, &key, "reads.txt"),
-        b"ACGT sample reads\n"
-    );
+    assert_reads(&archive, &key);
 }

@@ -11,7 +11,9 @@
 #   1. success: input/output verification run, the app reads the data through
 #      the mount (prints the canary file's sha256, never the canary itself)
 #      and copies the canary into its encrypted results directory, which
-#      decrypts on the secure side to the same bytes;
+#      decrypts on the secure side to the same bytes; it also copies the
+#      canary into its encrypted scratch directory and builds a file there
+#      with seeks, which --scratch-keep copies into the results;
 #   2. a failing input verification aborts with exit 202 and a clear message
 #      before the app runs (the app's marker file does not exist);
 #   3. scancel of a running job leaves no hpcs-mount process and no mount;
@@ -153,6 +155,15 @@ for a in sh cat sha256sum echo; do ln -s busybox "$SECURE/rootfs/bin/$a"; done
 mkdir -p "$SECURE/rootfs/data" "$SECURE/rootfs/proc" "$SECURE/rootfs/dev" "$SECURE/rootfs/tmp"
 "$PACK" pack -q "$SECURE/rootfs" -o "$SHARED/rootfs.hpcs" -r "$RECIPIENT"
 
+# A file written backwards with seeks (what the results directory refuses):
+# jobs build it in their encrypted scratch and keep it (--scratch-keep).
+export TABLE_PY='import sys
+f = open(sys.argv[1], "wb")
+for i in reversed(range(64)):
+    f.seek(i * 1000)
+    f.write(bytes([i]) * 1000)'
+python3 -c "$TABLE_PY" "$SECURE/table.bin"
+
 # Verification scripts (on shared storage; they get the mount root as $1).
 cat >"$SHARED/verify-in.sh" <<'EOF'
 #!/bin/sh
@@ -243,13 +254,16 @@ run_suite() { # run_suite LABEL [extra hpcs-job flags...]
     id=$(submit "$@" --data "$SHARED/data.hpcs" --verify-input "$SHARED/verify-in.sh" \
         --verify-output "$SHARED/verify-out.sh" --app /bin/sh --app-arg -c \
         --results "$SHARED/results/%j" --results-recipient "$RECIPIENT" \
-        --app-arg 'sha256sum "$1/data/canary.txt" | tee result.txt && mkdir "$HPCS_RESULTS/out" && cp "$1/data/canary.txt" "$HPCS_RESULTS/out/canary-copy.txt"' \
+        --scratch "$WORK/scratch-%j:64M" --scratch-keep table.bin \
+        --app-arg 'sha256sum "$1/data/canary.txt" | tee result.txt && mkdir "$HPCS_RESULTS/out" && cp "$1/data/canary.txt" "$HPCS_RESULTS/out/canary-copy.txt" && test "$TMPDIR" = "$HPCS_SCRATCH" && cp "$1/data/canary.txt" "$HPCS_SCRATCH/canary-in-scratch.txt" && python3 -c "$TABLE_PY" "$HPCS_SCRATCH/table.bin"' \
         --app-arg app --app-arg '{root}')
     expect_end "$id" COMPLETED 0 "$label success"
     check "$label: results went to shared storage encrypted, with a manifest" compgen -G "$SHARED/results/$id/manifest-*.age"
     check "$label: the results verify and decrypt on the secure side" "$PACK" results decrypt -q "$SHARED/results/$id" \
         -o "$SECURE/results-$id" --archive "$SHARED/data.hpcs" -i "$SECURE/key.txt"
     check "$label: the decrypted result is what the job wrote" cmp -s "$SECURE/data/canary.txt" "$SECURE/results-$id/out/canary-copy.txt"
+    check "$label: a file written with seeks in scratch reached the results (--scratch-keep)" cmp -s "$SECURE/table.bin" "$SECURE/results-$id/table.bin"
+    check "$label: the scratch directory the job made is gone" test ! -e "$WORK/scratch-$id"
     check "$label: input verification ran on the mounted data" out_has "$id" "verify-in: manifest ok"
     check "$label: app read the canary file through the mount (sha256 matches)" out_has "$id" "$WANT_HASH"
     check "$label: output verification ran" out_has "$id" "verify-out: result present"

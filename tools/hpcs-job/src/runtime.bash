@@ -21,6 +21,13 @@ if [ -n "$HPCS_RESULTS_TEMPLATE" ]; then
     HPCS_RESULTS_DIR=${HPCS_RESULTS_TEMPLATE//%j/"$HPCS_JOBID"}
     HPCS_RESULTS_DIR=${HPCS_RESULTS_DIR//%u/"$HPCS_USER"}
 fi
+# The scratch directory: DIR[:SIZE] for hpcs-mount; DIR for each node to create.
+HPCS_SCRATCH_SPEC=
+if [ -n "$HPCS_SCRATCH_TEMPLATE" ]; then
+    HPCS_SCRATCH_SPEC=${HPCS_SCRATCH_TEMPLATE//%j/"$HPCS_JOBID"}
+    HPCS_SCRATCH_SPEC=${HPCS_SCRATCH_SPEC//%u/"$HPCS_USER"}
+fi
+export HPCS_SCRATCH_MKDIR=${HPCS_SCRATCH_SPEC%%:*}
 HPCS_STATE=
 HPCS_HOLDER_PID=
 HPCS_MP=
@@ -41,8 +48,9 @@ hpcs_mounted() {
     awk -v p="$1" '$5 == p { f = 1 } END { exit !f }' /proc/self/mountinfo
 }
 
-# Per-node wrapper around the hpcs-mount process: creates the mount root and
-# mountpoint if needed (an existing mountpoint must be an empty directory),
+# Per-node wrapper around the hpcs-mount process: creates the mount root,
+# mountpoint and scratch directory ($HPCS_SCRATCH_MKDIR, from the
+# environment) if needed (an existing mountpoint must be an empty directory),
 # forwards SIGTERM/SIGINT to hpcs-mount (which then stops its command and
 # unmounts), waits for it and removes the directories it created.
 # Arguments: MOUNT_ROOT MOUNTPOINT CMD...
@@ -59,6 +67,10 @@ fi
 if [ "$mp" != "$root" ] && [ ! -e "$mp" ]; then
     mkdir -m 0700 -- "$mp" || { echo "hpcs-job: ERROR: cannot create $mp on $(uname -n)" >&2; hpcs_rmdirs; exit 200; }
     made=("$mp" "${made[@]}")
+fi
+if [ -n "${HPCS_SCRATCH_MKDIR:-}" ] && [ ! -e "$HPCS_SCRATCH_MKDIR" ]; then
+    mkdir -p -m 0700 -- "$HPCS_SCRATCH_MKDIR" || { echo "hpcs-job: ERROR: cannot create the scratch directory $HPCS_SCRATCH_MKDIR on $(uname -n)" >&2; hpcs_rmdirs; exit 200; }
+    made=("$HPCS_SCRATCH_MKDIR" "${made[@]}")
 fi
 if [ ! -d "$mp" ] || [ -n "$(ls -A -- "$mp" 2>&1)" ]; then
     echo "hpcs-job: ERROR: the mountpoint $mp on $(uname -n) is not an empty directory (another job, or a stale mount?)" >&2
@@ -154,8 +166,11 @@ if [ -n "$HPCS_RESULTS_DIR" ]; then
         hpcs_die 200 "cannot create the results directory $HPCS_RESULTS_DIR"
     hpcs_log "results are encrypted into $HPCS_RESULTS_DIR"
 fi
+if [ -n "$HPCS_SCRATCH_SPEC" ]; then
+    hpcs_log "scratch files are encrypted into $HPCS_SCRATCH_MKDIR on each node (key in memory only)"
+fi
 HPCS_CMD=("$HPCS_MOUNT_BIN")
-if [ "${#HPCS_ARCHIVES[@]}" = 1 ] && [ -z "$HPCS_RESULTS_DIR" ]; then
+if [ "${#HPCS_ARCHIVES[@]}" = 1 ] && [ -z "$HPCS_RESULTS_DIR" ] && [ -z "$HPCS_SCRATCH_SPEC" ]; then
     HPCS_MP=$HPCS_MOUNT_ROOT/${HPCS_NAMES[0]}
     HPCS_CMD+=("${HPCS_ARCHIVES[0]}")
 else
@@ -166,6 +181,9 @@ else
 fi
 if [ -n "$HPCS_RESULTS_DIR" ]; then
     HPCS_CMD+=(--output "results=$HPCS_RESULTS_DIR" "${HPCS_RESULTS_ARGS[@]}")
+fi
+if [ -n "$HPCS_SCRATCH_SPEC" ]; then
+    HPCS_CMD+=(--scratch "scratch=$HPCS_SCRATCH_SPEC")
 fi
 HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
     /bin/sh -c 'printf "hpcs-ready %s %s\n" "$(uname -n)" "${SLURM_STEP_ID:-none}"
@@ -204,6 +222,11 @@ hpcs_log "mounted on $HPCS_READY node(s)"
 if [ -n "$HPCS_RESULTS_DIR" ]; then
     export HPCS_RESULTS=$HPCS_MOUNT_ROOT/results
 fi
+if [ -n "$HPCS_SCRATCH_SPEC" ]; then
+    # Temporary files of the job's tools go to the encrypted scratch too.
+    export HPCS_SCRATCH=$HPCS_MOUNT_ROOT/scratch
+    export TMPDIR=$HPCS_SCRATCH
+fi
 for ((i = 0; i < ${#HPCS_ENV_NAMES[@]}; i++)); do
     hpcs_expand "${HPCS_ENV_VALUES[i]}"
     export "${HPCS_ENV_NAMES[i]}=${HPCS_OUT[0]}"
@@ -239,6 +262,15 @@ if [ "$rc" -ne 0 ]; then
     hpcs_log "the application exited with status $rc; output verification skipped"
     exit "$rc"
 fi
+
+# Outputs built in scratch (written with seeks) go into the results directory,
+# which encrypts them as they are copied (sequentially).
+for k in "${HPCS_SCRATCH_KEEP[@]}"; do
+    hpcs_log "keeping $k: copying it from the scratch directory into the encrypted results"
+    if ! { mkdir -p -- "$(dirname -- "$HPCS_RESULTS/$k")" && cp -R -- "$HPCS_SCRATCH/$k" "$HPCS_RESULTS/$k"; }; then
+        hpcs_die 205 "copying $HPCS_SCRATCH/$k into the results directory failed (see the message above)"
+    fi
+done
 
 hpcs_expand "${HPCS_VERIFY_OUT[@]}"
 for s in "${HPCS_OUT[@]}"; do

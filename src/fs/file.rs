@@ -7,7 +7,8 @@
 //! into a locked per-thread reply buffer, positionally, with no cursor shared
 //! between readers. A failed read logs the file and chunk before it replies
 //! `EIO`, so whoever sees the error finds its explanation in the log.
-//! Results files (write-only) are opened here too but never read.
+//! Results files (write-only) are opened here too but never read; scratch
+//! files are opened, read and released by [`super::scratch`].
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -38,8 +39,9 @@ thread_local! {
     static REPLY_BUF: RefCell<Option<Region>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` on a locked per-thread buffer of at least `n` bytes.
-fn with_reply_buf<R>(n: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, FsError> {
+/// Runs `f` on a locked per-thread buffer of at least `n` bytes (also the
+/// scratch directory's plaintext buffer: one per FUSE thread in all).
+pub(super) fn with_reply_buf<R>(n: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, FsError> {
     REPLY_BUF.with(|cell| {
         let mut b = cell
             .try_borrow_mut()
@@ -86,6 +88,9 @@ impl<S: Source + 'static> Inner<S> {
             // No page cache: the bytes go straight to the encrypting writer.
             return Ok((FileHandle(0), FopenFlags::FOPEN_DIRECT_IO));
         }
+        if let Some(s) = self.scratch_of(ino.0) {
+            return Ok((FileHandle(0), s.open(ino.0)?));
+        }
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return Err(FsError::ReadOnly);
         }
@@ -113,6 +118,10 @@ impl<S: Source + 'static> Inner<S> {
 
     /// The last close of a file: a results file finishes its object.
     pub(super) fn release(&self, ino: INodeNo, fh: FileHandle) -> Result<(), FsError> {
+        if let Some(s) = self.scratch_of(ino.0) {
+            s.release(ino.0);
+            return Ok(());
+        }
         match self.output_of(ino.0) {
             Some(o) => o.release(ino.0),
             None => {
@@ -156,6 +165,9 @@ impl<S: Source + 'static> Inner<S> {
         if self.output_of(ino.0).is_some() {
             // Results are encrypted to the user: the node cannot read them.
             return answer(reply, Err(FsError::WriteOnly));
+        }
+        if let Some(s) = self.scratch_of(ino.0) {
+            return s.read(ino.0, offset, size, reply);
         }
         let (archive, id, node) = match self.entry(ino) {
             Ok(x) => x,

@@ -1,5 +1,6 @@
 //! The FUSE filesystem over unlocked archives (fuser, multi-threaded): the
-//! archives read-only, plus an optional write-only results directory.
+//! archives read-only, plus an optional write-only results directory and an
+//! optional encrypted, read-write scratch directory ([`scratch`]).
 //!
 //! [`HpcsFs`] serves one archive at the mount root, or several under a
 //! synthetic root that lists them by name (and the results directory, if
@@ -41,6 +42,7 @@ pub mod output;
 pub mod read;
 pub mod readahead;
 mod reply;
+pub mod scratch;
 mod write;
 
 use std::collections::HashMap;
@@ -58,6 +60,7 @@ use attr::{Inodes, Owner};
 use cache::ChunkCache;
 use output::Output;
 use read::DataPath;
+use scratch::Scratch;
 
 /// Largest read the kernel sends (fs.fuse.max_pages_limit = 256 pages).
 const MAX_REQUEST: usize = 1 << 20;
@@ -173,6 +176,8 @@ struct Inner<S> {
     direct_io: AtomicBool,
     /// The write-only results directory under the top, if any.
     output: Option<Output>,
+    /// The encrypted scratch directory under the top, if any.
+    scratch: Option<Scratch>,
 }
 
 /// The filesystem. Cheap to clone a [`FsHandle`] from for shutdown.
@@ -209,11 +214,13 @@ impl FsHandle {
 impl<S: Source + 'static> HpcsFs<S> {
     /// Builds the filesystem. Fails only if the cache memory cannot be mapped.
     /// `output` adds a write-only results directory of that name to the top
-    /// directory (RESULTS.md).
+    /// directory (RESULTS.md), `scratch` an encrypted scratch directory
+    /// (docs/mount.md).
     pub fn new(
         archives: Vec<MountedArchive<S>>,
         cfg: MountConfig,
         output: Option<(String, crate::results::Run)>,
+        scratch: Option<Scratch>,
     ) -> io::Result<(HpcsFs<S>, CacheInfo)> {
         crate::log::set_verbosity(cfg.verbosity);
         let mut names = Vec::new();
@@ -247,7 +254,7 @@ impl<S: Source + 'static> HpcsFs<S> {
         };
         let inodes = Inodes::new(
             &list.iter().map(|a| a.tree().len()).collect::<Vec<_>>(),
-            cfg.force_top || output.is_some(),
+            cfg.force_top || output.is_some() || scratch.is_some(),
         );
         if let Some((name, _)) = &output {
             if names.iter().any(|n| n == name) {
@@ -255,6 +262,16 @@ impl<S: Source + 'static> HpcsFs<S> {
                     "the output directory {name:?} has the name of an archive"
                 )));
             }
+        }
+        let mut scratch = scratch;
+        if let Some(s) = &mut scratch {
+            let name = s.name();
+            if names.iter().any(|n| n == name) || output.as_ref().is_some_and(|(o, _)| o == name) {
+                return Err(io::Error::other(format!(
+                    "the scratch directory {name:?} has the name of an archive or of the results directory"
+                )));
+            }
+            s.set_owner(owner.uid, owner.gid);
         }
         let output = output.map(|(name, run)| Output::new(name, run, owner));
         let data = DataPath::new(list, ChunkCache::new(arena));
@@ -290,6 +307,7 @@ impl<S: Source + 'static> HpcsFs<S> {
             inflight: AtomicUsize::new(0),
             direct_io: AtomicBool::new(cfg_direct == Some(true)),
             output,
+            scratch,
         });
         Ok((HpcsFs { inner }, info))
     }
@@ -313,8 +331,9 @@ impl<S: Source + 'static> HpcsFs<S> {
 /// noatime, kernel permission checks, owner-only unless asked otherwise,
 /// multi-threaded dispatch with one cloned /dev/fuse fd per thread.
 ///
-/// With a results directory (`writable`), the mount is read-write and every
-/// callback outside that directory refuses changes with EROFS itself.
+/// With a results or scratch directory (`writable`), the mount is
+/// read-write and every callback outside those directories refuses changes
+/// with EROFS itself.
 pub fn fuser_config(cfg: &MountConfig, writable: bool) -> fuser::Config {
     let mut c = fuser::Config::default();
     c.mount_options = vec![
@@ -349,6 +368,6 @@ pub fn mount<S: Source + 'static>(
     mountpoint: &Path,
     cfg: &MountConfig,
 ) -> io::Result<fuser::Session<HpcsFs<S>>> {
-    let writable = fs.inner.output.is_some();
+    let writable = fs.inner.output.is_some() || fs.inner.scratch.is_some();
     fuser::Session::new(fs, mountpoint, &fuser_config(cfg, writable))
 }

@@ -23,7 +23,10 @@ In one run, on the same generated data, it measures:
   the middle, against `age -d | tar -x` (decrypt-then-untar);
 * pack throughput: hpcs-pack pack against `tar -c | age -e`;
 * reading every file of a small-file tree with cold caches;
-* the daemon's peak RSS after reading a dataset much larger than its cache.
+* the daemon's peak RSS after reading a dataset much larger than its cache;
+* the encrypted scratch directory (hpcs-mount --scratch, issue 13) against
+  gocryptfs, a plain directory on the same disk and tmpfs: sequential 1 MiB
+  writes and reads, random 4 KiB reads and writes, daemon CPU per GB.
 
 and writes the results between the markers of a Markdown page (a copy of
 docs/benchmarks.md, or docs/benchmarks.md itself in full mode), a PNG chart
@@ -31,8 +34,9 @@ docs/benchmarks.md, or docs/benchmarks.md itself in full mode), a PNG chart
 
 The harness is split by concern: util.py (commands, waiting for mounts, caches),
 results.py (measurements), systems.py (the systems compared, mounting them,
-setting up the peers), workloads.py (the measuring phases), report.py and
-chart.py (Markdown, targets, PNG). This file holds the modes, the run and
+setting up the peers), workloads.py (the measuring phases), scratch.py (the
+scratch phase and its part of the report), report.py and chart.py
+(Markdown, targets, PNG). This file holds the modes, the run and
 the command line.
 """
 
@@ -54,6 +58,7 @@ from pathlib import Path
 import util
 from report import report
 from results import Results
+from scratch import ScratchPhase
 from systems import Mount, Systems
 from util import (IS_ROOT, REPO, GiB, KiB, MiB, BenchError, cpu_times, human_bytes, log,
                   parse_size, psi_totals, run, set_subreaper, steal_pct, target_bench_dir)
@@ -72,7 +77,7 @@ MODES = {
 }
 
 
-class Bench(Systems, Workloads):
+class Bench(Systems, Workloads, ScratchPhase):
     """One run: its settings, scratch paths, mounts and results, and the
     phases in order."""
 
@@ -199,6 +204,7 @@ class Bench(Systems, Workloads):
         self.setup_keys()
         phases = [("ttfb", self.phase_ttfb), ("data", self.phase_data), ("pack", self.phase_pack),
                   ("peers", self.phase_peers), ("hot", self.phase_hot),
+                  ("scratch", self.phase_scratch),
                   ("latency", self.phase_latency), ("small", self.phase_small)]
         for name, fn in phases:
             if name in self.a.skip:
@@ -255,7 +261,7 @@ def main() -> int:
     ap.add_argument("--backing-mbps", type=int, default=0,
                     help="also cap backing bandwidth (HPCS_BENCH_BACKING_MBPS, MB/s)")
     ap.add_argument("--skip", default="", help="comma-separated phases to skip "
-                    "(ttfb,pack,hot,latency,small; for development)")
+                    "(ttfb,pack,hot,scratch,latency,small; for development)")
     ap.add_argument("--no-chart", action="store_true")
     a = ap.parse_args()
     if a.from_json:

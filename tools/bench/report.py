@@ -1,4 +1,4 @@
-"""The report: the Markdown block (machine, targets of issue 5, one table
+"""The report: the Markdown block (machine, targets of issues 5 and 13, one table
 per group of measurements) written between the markers of a page, the
 chart (chart.py) and the raw results as JSON."""
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from chart import chart
 from results import Results, cell, fmt, ratio
+from scratch import render_scratch, scratch_targets
 from systems import (GOCRYPTFS, HPCS, HPCS_VARIANTS, NOCRYPT, SQUASHFUSE, hot_systems, hpcs_label,
                      nocrypt_label, null_label, variant_label)
 from util import GiB, REPO, human_bytes, log, target_bench_dir
@@ -109,6 +110,7 @@ def targets(res: Results, budget_mib: float, lat2: str | None) -> list[tuple[str
             f"{fmt(h, 's')} vs {fmt(g, 's')}", q(g, h), "≥ 1", lambda r: r >= 1)
         add(f"{sw}: hpcs within 1.5 × squashfuse_ll (time hpcs ÷ squashfuse_ll)",
             f"{fmt(h, 's')} vs {fmt(sq, 's')}", q(h, sq), "≤ 1.5", lambda r: r <= 1.5)
+    scratch_targets(res, add)
     if lat2:
         base = f"{HPCS}, +0 ms per backing read"
         for key in ("seq_buf", "seq_dio"):
@@ -171,7 +173,7 @@ def render(res: Results, chart: str | None) -> str:
 
     # targets
     lat2 = next((s for (g, w, s) in res.order if g == "latency" and "+2 ms" in s), None)
-    L.append("### Performance targets (issue 5)")
+    L.append("### Performance targets (issues 5 and 13)")
     L.append("")
     L.append(table(["target", "measured (medians)", "ratio", "required", "result"],
                    [list(r) for r in targets(res, info["cache_budget_mib"], lat2)], "llrrl"))
@@ -228,6 +230,8 @@ def render(res: Results, chart: str | None) -> str:
              "hpcs ÷ null.")
     L.append("")
     vs_ceiling([k for k, _, _ in HPCS_VARIANTS], null_label)
+
+    L.extend(render_scratch(res, info, table))
 
     # latency
     sys_lat = list(dict.fromkeys(s for (g, w, s) in res.order if g == "latency"))

@@ -217,7 +217,8 @@ impl Output {
     }
 }
 
-fn check_name(name: &[u8]) -> Result<(), FsError> {
+/// Checks a new entry name (results and scratch directories alike).
+pub(in crate::fs) fn check_name(name: &[u8]) -> Result<(), FsError> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
         return Err(FsError::Invalid);
     }

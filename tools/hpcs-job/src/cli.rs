@@ -215,6 +215,33 @@ pub struct Cli {
     #[arg(long = "results-recipient", value_name = "RECIPIENT")]
     pub results_recipients: Vec<String>,
 
+    /// Give the job an encrypted, read-write scratch directory,
+    /// $HPCS_SCRATCH ({root}/scratch), stored in DIR on each node
+    /// (hpcs-mount --scratch); SIZE (e.g. 100G) limits it.
+    ///
+    /// For temporary and intermediate files (sort -T, SQLite, HDF5 written
+    /// with seeks, spill files): every block is encrypted with a key that
+    /// exists only in hpcs-mount's memory, so whatever the job leaves in DIR
+    /// is unreadable, and nothing is left once the mount ends. TMPDIR is set
+    /// to it for the verification scripts and the application. DIR is
+    /// typically node-local disk (e.g. /local/scratch/%u-%j; `%j` and `%u`
+    /// are replaced at run time); each node creates it (mode 0700) if
+    /// missing and removes it if it created it; an existing DIR must be a
+    /// directory of the job's user that nobody else can write (else 200).
+    #[arg(long = "scratch", value_name = "DIR[:SIZE]")]
+    pub scratch: Option<String>,
+
+    /// After the application succeeded, copy PATH (relative to the scratch
+    /// directory; a file or a directory) into the results directory, which
+    /// encrypts it to --results-recipient (repeatable).
+    ///
+    /// The pattern for outputs written with seeks (the results directory
+    /// takes sequential writes only): build them in $HPCS_SCRATCH, keep
+    /// them with this option. Needs --scratch and --results. With several
+    /// nodes, the batch node's scratch directory is copied.
+    #[arg(long = "scratch-keep", value_name = "PATH")]
+    pub scratch_keep: Vec<String>,
+
     /// Seconds to wait for the archives to be mounted on every node.
     #[arg(long = "mount-timeout", value_name = "SECONDS", default_value_t = 120)]
     pub mount_timeout: u32,
@@ -256,4 +283,5 @@ EXIT CODES of the generated job script (the Slurm job's exit code):
   203  an output verification script failed
   204  the secret job script is missing or not executable in its archive
   205  a node's mount ended while the application ran (hpcs-mount killed or
-       out of memory): the application was stopped, its results are incomplete";
+       out of memory): the application was stopped, its results are incomplete
+  206  copying a --scratch-keep path into the results directory failed";

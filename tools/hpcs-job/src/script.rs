@@ -2,7 +2,8 @@
 //! block of settings in which every value is single-quoted ([`crate::quote`]),
 //! and a fixed runtime part ([`RUNTIME`]) that never interpolates anything.
 //!
-//! The runtime mounts every archive with one `hpcs-mount --archive NAME=A ...
+//! The runtime mounts every archive (and the results and scratch directories)
+//! with one `hpcs-mount --archive NAME=A ...
 //! MOUNT_ROOT -- holder` in exec mode, under a per-node wrapper that creates
 //! the private mount root (or refuses one it did not create and cannot trust,
 //! exit 200) and reports `hpcs-exit NODE STEP STATUS` when hpcs-mount ends;
@@ -37,7 +38,8 @@ pub fn render(spec: &JobSpec) -> String {
          # Exit codes: 0 ok; N the application's own failure; 143 scancel/SIGTERM;\n\
          # 200 setup (unsafe or uncreatable mount root); 201 mount; 202 input verification\n\
          # failed (application NOT run); 203 output verification failed; 204 secret job\n\
-         # script missing; 205 a node's mount ended while the application ran.\n\n",
+         # script missing; 205 a node's mount ended while the application ran;\n\
+         # 206 copying a --scratch-keep path into the results failed.\n\n",
         env!("CARGO_PKG_VERSION")
     ));
     s.push_str("# ---- settings (generated; every value is single-quoted) ----\n");
@@ -63,7 +65,7 @@ pub fn render(spec: &JobSpec) -> String {
         results_args.push("--output-recipient".into());
         results_args.push(r.clone());
     }
-    let vars: [(&str, String); 16] = [
+    let vars: [(&str, String); 18] = [
         ("HPCS_MOUNT_BIN", quote(&spec.hpcs_mount)),
         ("HPCS_KEY_ARGS", array(&key)),
         ("HPCS_MOUNT_ARGS", array(&spec.mount_args)),
@@ -84,6 +86,11 @@ pub fn render(spec: &JobSpec) -> String {
             quote(spec.results.as_deref().unwrap_or("")),
         ),
         ("HPCS_RESULTS_ARGS", array(&results_args)),
+        (
+            "HPCS_SCRATCH_TEMPLATE",
+            quote(spec.scratch.as_deref().unwrap_or("")),
+        ),
+        ("HPCS_SCRATCH_KEEP", array(&spec.scratch_keep)),
         ("HPCS_SRUN", if spec.srun { "1".into() } else { "0".into() }),
         ("HPCS_MOUNT_TIMEOUT", spec.mount_timeout.to_string()),
     ];
@@ -132,6 +139,8 @@ mod tests {
             mount_args: vec![],
             results: None,
             results_recipients: vec![],
+            scratch: None,
+            scratch_keep: vec![],
             srun: false,
             mount_timeout: 120,
         }
@@ -191,6 +200,10 @@ mod tests {
         s.verify_input.clear();
         s.verify_output = vec!["{root}/job/check.sh".into()];
         s.mount_args = vec!["--cache-size=1G".into()];
+        s.results = Some("/shared/r/%j".into());
+        s.results_recipients = vec!["age1xyz".into()];
+        s.scratch = Some("/local/%u-%j:10G".into());
+        s.scratch_keep = vec!["out/t.h5".into(), "db dir".into()];
         v.push(s);
         v
     }

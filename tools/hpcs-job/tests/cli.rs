@@ -505,3 +505,118 @@ fn a_mount_that_dies_under_the_app_ends_the_job_with_205() {
     );
     e.assert_no_mount_roots();
 }
+
+/// --scratch and --scratch-keep, with a stand-in hpcs-mount (tmpfs): the
+/// node wrapper creates the scratch directory and removes it afterwards,
+/// hpcs-mount gets `--scratch scratch=DIR:SIZE` next to the named archives,
+/// the application gets HPCS_SCRATCH and TMPDIR pointing into the mount, and
+/// the kept path is copied into the results directory before output
+/// verification; a kept path that does not exist ends the job with 206.
+#[test]
+fn scratch_and_keep_reach_the_mount_and_the_results() {
+    let e = Env::new();
+    let log = e.p("log");
+    // ... MP -i ID ... -- CMD: mount a tmpfs on MP (the argument before -i),
+    // give it the results and scratch directories, run CMD.
+    let fake_mount = e.script(
+        "fake-mount",
+        &format!(
+            "echo \"mount $*\" >> {log}; prev=; for a; do [ \"$a\" = -i ] && mp=$prev; prev=$a; done\n\
+             mount -t tmpfs fake \"$mp\" || exit 33; mkdir \"$mp/results\" \"$mp/scratch\"\n\
+             while [ \"$1\" != -- ]; do shift; done; shift\n\
+             \"$@\" & c=$!; trap 'kill $c' TERM; wait $c; wait $c\n\
+             find \"$mp/results\" -type f | sed \"s|^$mp/|kept |\" >> {log}; umount \"$mp\" && echo unmount >> {log}",
+            log = s(&log)
+        ),
+    );
+    let app = e.script(
+        "app.sh",
+        &format!(
+            "echo \"app $HPCS_SCRATCH $TMPDIR\" >> {}; mkdir -p \"$HPCS_SCRATCH/out\"; echo table > \"$HPCS_SCRATCH/out/t.bin\"",
+            s(&log)
+        ),
+    );
+    let tmp = e.p("tmp");
+    fs::create_dir(&tmp).expect("mkdir");
+    let root = format!("{}/mnt-%j", e.dir.path().display());
+    let scratch = format!("{}/scratch-%j", e.dir.path().display());
+    let run = |keep: &str| {
+        let job = e.p("job.sh");
+        let _ = fs::remove_file(&job);
+        let _ = fs::remove_file(&log);
+        let out = hpcs_job(&[
+            "--data",
+            s(&e.p("data.hpcs")),
+            "-i",
+            s(&e.p("id.txt")),
+            "--hpcs-mount",
+            s(&fake_mount),
+            "--mount-root",
+            &root,
+            "--app",
+            s(&app),
+            "--results",
+            s(&e.p("results")),
+            "--results-recipient",
+            "age1xyz",
+            "--scratch",
+            &format!("{scratch}:1G"),
+            "--scratch-keep",
+            keep,
+            "-o",
+            s(&job),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("unshare")
+            .args(["-rm", "bash"])
+            .arg(&job)
+            .env("TMPDIR", &tmp)
+            .env("SLURM_JOB_ID", "77")
+            .output()
+            .expect("bash");
+        (out, fs::read_to_string(&log).unwrap_or_default())
+    };
+    let (out, l) = run("out/t.bin");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mnt = format!("{}/mnt-77", e.dir.path().display());
+    // (The holder's script spans lines of the mount record.)
+    assert!(
+        l.starts_with("mount ")
+            && l.contains(&format!(
+                "--scratch scratch={}/scratch-77:1G {mnt} -i ",
+                e.dir.path().display()
+            )),
+        "{l}"
+    );
+    assert!(
+        l.ends_with(&format!(
+            "\napp {mnt}/scratch {mnt}/scratch\nkept results/out/t.bin\nunmount\n"
+        )),
+        "{l}"
+    );
+    assert!(
+        !e.p("scratch-77").exists(),
+        "the scratch directory the job made is gone"
+    );
+    let (out, l) = run("missing.bin");
+    assert_eq!(out.status.code(), Some(206), "{l}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("copying"),
+        "{l}"
+    );
+    assert!(l.ends_with("unmount\n"), "{l}");
+    assert_eq!(
+        fs::read_dir(&tmp).expect("ls").count(),
+        0,
+        "temp dirs left in TMPDIR"
+    );
+}

@@ -511,7 +511,8 @@ fn a_mount_that_dies_under_the_app_ends_the_job_with_205() {
 /// hpcs-mount gets `--scratch scratch=DIR:SIZE` next to the named archives,
 /// the application gets HPCS_SCRATCH and TMPDIR pointing into the mount, and
 /// the kept path is copied into the results directory before output
-/// verification; a kept path that does not exist ends the job with 206.
+/// verification; a kept path that does not exist ends the job with 206; a
+/// planted scratch directory others can write stops the job with 200.
 #[test]
 fn scratch_and_keep_reach_the_mount_and_the_results() {
     let e = Env::new();
@@ -607,6 +608,18 @@ fn scratch_and_keep_reach_the_mount_and_the_results() {
         !e.p("scratch-77").exists(),
         "the scratch directory the job made is gone"
     );
+    // A scratch directory another user could write (planted before the
+    // job) is refused before anything is mounted, and left as it was.
+    let planted = e.p("scratch-77");
+    fs::create_dir(&planted).expect("mkdir");
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let (out, l) = run("out/t.bin");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(200), "{err}");
+    assert!(err.contains("nobody else can write"), "{err}");
+    assert!(!l.contains("mount "), "hpcs-mount ran: {l}");
+    assert!(planted.is_dir());
+    fs::remove_dir(&planted).expect("rmdir");
     let (out, l) = run("missing.bin");
     assert_eq!(out.status.code(), Some(206), "{l}");
     assert!(

@@ -213,6 +213,69 @@ impl ChunkCipher {
         self.open_with(nonce.to_bytes(), buf)
     }
 
+    /// Authenticates `stored` (`ciphertext || tag`) and decrypts it into
+    /// `out` (exactly the ciphertext's length), leaving `stored` untouched.
+    /// On failure `out` holds no plaintext the caller may use (it is wiped
+    /// before returning).
+    pub fn open_into(
+        &self,
+        nonce: ChunkNonce,
+        stored: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), OpenError> {
+        let Some(split) = stored.len().checked_sub(TAG_LEN) else {
+            return Err(OpenError);
+        };
+        if out.len() != split {
+            return Err(OpenError);
+        }
+        let (ct, tag) = stored.split_at(split);
+        let n = nonce.to_bytes();
+        let ok = match &self.inner {
+            #[cfg(feature = "aws-lc")]
+            Inner::AwsLc(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                key.open_separate_gather(
+                    Nonce::assume_unique_for_key(n),
+                    Aad::empty(),
+                    ct,
+                    tag,
+                    out,
+                )
+                .is_ok()
+            }
+            #[cfg(feature = "rustcrypto")]
+            Inner::RcAes(c) => {
+                use aes_gcm::aead::{inout::InOutBuf, AeadInOut};
+                match (<&aes_gcm::Tag>::try_from(tag), InOutBuf::new(ct, out)) {
+                    (Ok(tag), Ok(buf)) => {
+                        c.decrypt_inout_detached(&n.into(), &[], buf, tag).is_ok()
+                    }
+                    _ => false,
+                }
+            }
+            #[cfg(feature = "rustcrypto")]
+            Inner::RcChaCha(c) => {
+                use chacha20poly1305::aead::{inout::InOutBuf, AeadInOut};
+                match (
+                    <&chacha20poly1305::Tag>::try_from(tag),
+                    InOutBuf::new(ct, out),
+                ) {
+                    (Ok(tag), Ok(buf)) => {
+                        c.decrypt_inout_detached(&n.into(), &[], buf, tag).is_ok()
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            zeroize::Zeroize::zeroize(out);
+            Err(OpenError)
+        }
+    }
+
     /// [`ChunkCipher::open`] with raw nonce bytes.
     pub(crate) fn open_with(&self, n: [u8; 12], buf: &mut [u8]) -> Result<(), OpenError> {
         if buf.len() < TAG_LEN {

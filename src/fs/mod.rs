@@ -8,7 +8,8 @@
 //! runtimes. Metadata comes from the in-memory index with long TTLs (an
 //! archive never changes). Data goes through [`read::DataPath`]: a bounded,
 //! locked, shared plaintext cache with single-flight loading ([`cache`]) and
-//! per-handle read-ahead ([`readahead`]) run on a small prefetch pool.
+//! per-handle read-ahead ([`readahead`]) run on a small prefetch pool
+//! ([`pool`], threads that sleep when idle).
 //!
 //! The frontend is split by kind of operation, as gocryptfs splits its own:
 //! this file holds the mount settings, construction and the fuser session;
@@ -38,6 +39,7 @@ mod file;
 mod kernel;
 mod meta;
 pub mod output;
+pub mod pool;
 pub mod read;
 pub mod readahead;
 mod reply;
@@ -167,7 +169,7 @@ struct Inner<S> {
     cfg: MountConfig,
     handles: Mutex<HashMap<u64, Arc<file::Handle>>>,
     next_fh: AtomicU64,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<pool::Pool>,
     inflight: AtomicUsize,
     /// Resolved at FUSE init from `cfg.direct_io` and the kernel's abilities.
     direct_io: AtomicBool,
@@ -230,6 +232,7 @@ impl<S: Source + 'static> HpcsFs<S> {
         let slot_len = DataPath::<S>::max_stored_chunk(&list);
         let slots = ((cfg.cache_bytes / slot_len as u64) as usize).max(MIN_SLOTS);
         let arena = SlotArena::new(slot_len, slots)?;
+        prefault_in_background(&arena);
         let info = CacheInfo {
             slots: arena.count(),
             slot_len: arena.slot_len(),
@@ -268,11 +271,7 @@ impl<S: Source + 'static> HpcsFs<S> {
             )
         };
         let pool = if prefetch {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(cfg.prefetch_threads.max(1))
-                .thread_name(|i| format!("hpcs-prefetch-{i}"))
-                .build()
-                .ok()
+            Some(pool::Pool::new(cfg.prefetch_threads, "hpcs-prefetch")?)
         } else {
             None
         };
@@ -306,6 +305,37 @@ impl<S: Source + 'static> HpcsFs<S> {
             open_outputs: Box::new(move || b.output.as_ref().map_or(0, |o| o.open_files())),
             close_output: Box::new(move |finish| c.output.as_ref().map(|o| o.close(finish))),
         }
+    }
+}
+
+/// Faults the cache arena in on a thread of the idle scheduling class, so
+/// neither the mount's start (time to first byte) nor a busy reader pays for
+/// it, and the first pass through the cache takes no page faults.
+fn prefault_in_background(arena: &Arc<SlotArena>) {
+    let arena = Arc::clone(arena);
+    let spawned = std::thread::Builder::new()
+        .name("hpcs-prefault".into())
+        .spawn(move || {
+            let p = libc::sched_param { sched_priority: 0 };
+            // SAFETY: sched_setscheduler(0, …) changes only this thread's
+            // policy; `p` is a valid sched_param for SCHED_IDLE.
+            unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) };
+            let t = std::time::Instant::now();
+            let n = arena.prefault();
+            crate::log::log(
+                crate::log::DEBUG,
+                format_args!(
+                    "cache: {} MiB faulted in ahead of use in {} ms",
+                    n >> 20,
+                    t.elapsed().as_millis()
+                ),
+            );
+        });
+    if let Err(e) = spawned {
+        crate::log::log(
+            crate::log::DEBUG,
+            format_args!("cache: no prefault thread ({e}); pages fault in on first use"),
+        );
     }
 }
 

@@ -49,7 +49,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use fuser::{MountOption, SessionACL};
 
@@ -67,6 +67,13 @@ const MAX_REQUEST: usize = 1 << 20;
 /// Bytes per read-ahead backing read (one Lustre RPC at the common 1 MiB
 /// `max_pages_per_rpc`); a refill is split into reads of this size.
 const PREFETCH_PIECE: u64 = 1 << 20;
+
+/// Files up to this size are read through the kernel page cache even in
+/// direct-I/O mode, and their pages are dropped at their last close: one
+/// read request instead of two per small file (a direct-I/O read that ends
+/// short is followed by one that finds end of file; the page cache knows the
+/// size and stops). One default kernel read-ahead window.
+const SMALL_FILE: u64 = 128 << 10;
 
 /// Smallest number of cache slots, whatever --cache-size says.
 const MIN_SLOTS: usize = 16;
@@ -173,6 +180,11 @@ struct Inner<S> {
     inflight: AtomicUsize,
     /// Resolved at FUSE init from `cfg.direct_io` and the kernel's abilities.
     direct_io: AtomicBool,
+    /// Tells the kernel to drop cached pages (set once the session exists).
+    notifier: OnceLock<fuser::Notifier>,
+    /// Open handles per small file read through the page cache (inode ->
+    /// count): its pages are dropped when the count falls to zero.
+    small_open: Mutex<HashMap<u64, u32>>,
     /// The write-only results directory under the top, if any.
     output: Option<Output>,
 }
@@ -288,6 +300,8 @@ impl<S: Source + 'static> HpcsFs<S> {
             pool,
             inflight: AtomicUsize::new(0),
             direct_io: AtomicBool::new(cfg_direct == Some(true)),
+            notifier: OnceLock::new(),
+            small_open: Mutex::new(HashMap::new()),
             output,
         });
         Ok((HpcsFs { inner }, info))
@@ -380,5 +394,8 @@ pub fn mount<S: Source + 'static>(
     cfg: &MountConfig,
 ) -> io::Result<fuser::Session<HpcsFs<S>>> {
     let writable = fs.inner.output.is_some();
-    fuser::Session::new(fs, mountpoint, &fuser_config(cfg, writable))
+    let inner = Arc::clone(&fs.inner);
+    let session = fuser::Session::new(fs, mountpoint, &fuser_config(cfg, writable))?;
+    let _ = inner.notifier.set(session.notifier());
+    Ok(session)
 }

@@ -244,7 +244,12 @@ impl<S: Source + 'static> HpcsFs<S> {
         let slot_len = DataPath::<S>::max_stored_chunk(&list);
         let slots = ((cfg.cache_bytes / slot_len as u64) as usize).max(MIN_SLOTS);
         let arena = SlotArena::new(slot_len, slots)?;
-        prefault_in_background(&arena);
+        if let Err(e) = arena.populate_ahead() {
+            crate::log::log(
+                crate::log::DEBUG,
+                format_args!("cache: pages fault in on first use (no populating thread: {e})"),
+            );
+        }
         let info = CacheInfo {
             slots: arena.count(),
             slot_len: arena.slot_len(),
@@ -319,37 +324,6 @@ impl<S: Source + 'static> HpcsFs<S> {
             open_outputs: Box::new(move || b.output.as_ref().map_or(0, |o| o.open_files())),
             close_output: Box::new(move |finish| c.output.as_ref().map(|o| o.close(finish))),
         }
-    }
-}
-
-/// Faults the cache arena in on a thread of the idle scheduling class, so
-/// neither the mount's start (time to first byte) nor a busy reader pays for
-/// it, and the first pass through the cache takes no page faults.
-fn prefault_in_background(arena: &Arc<SlotArena>) {
-    let arena = Arc::clone(arena);
-    let spawned = std::thread::Builder::new()
-        .name("hpcs-prefault".into())
-        .spawn(move || {
-            let p = libc::sched_param { sched_priority: 0 };
-            // SAFETY: sched_setscheduler(0, …) changes only this thread's
-            // policy; `p` is a valid sched_param for SCHED_IDLE.
-            unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) };
-            let t = std::time::Instant::now();
-            let n = arena.prefault();
-            crate::log::log(
-                crate::log::DEBUG,
-                format_args!(
-                    "cache: {} MiB faulted in ahead of use in {} ms",
-                    n >> 20,
-                    t.elapsed().as_millis()
-                ),
-            );
-        });
-    if let Err(e) = spawned {
-        crate::log::log(
-            crate::log::DEBUG,
-            format_args!("cache: no prefault thread ({e}); pages fault in on first use"),
-        );
     }
 }
 

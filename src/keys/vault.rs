@@ -210,12 +210,23 @@ fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn from_reqwest(e: &reqwest::Error) -> CallErr {
-    let text = chain_text(e);
+    let transport = e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
+    classify_transport(chain_text(e), transport)
+}
+
+/// What a failed request means: a certificate the client refuses, or a TLS
+/// alert from the server, will fail again (`Tls`); any other failure to get
+/// an answer, including a connection the server closed in the middle of the
+/// TLS exchange (a Vault node stopped, an HA leader failing over), is worth
+/// retrying (`Unreachable`).
+fn classify_transport(text: String, transport: bool) -> CallErr {
     let lower = text.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    if lower.contains("certificate") || lower.contains("alert") {
         CallErr::Tls(text)
-    } else if e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() {
+    } else if transport {
         CallErr::Unreachable(text)
+    } else if lower.contains("tls") || lower.contains("handshake") {
+        CallErr::Tls(text)
     } else {
         CallErr::Other(text)
     }
@@ -1799,6 +1810,33 @@ mod tests {
         assert!(!api(403).transient() && !api(400).transient() && !api(404).transient());
         assert!(CallErr::Unreachable("refused".into()).transient());
         assert!(!CallErr::Tls("bad cert".into()).transient());
+    }
+
+    #[test]
+    fn a_connection_closed_mid_tls_is_retried_a_refused_certificate_is_not() {
+        // What reqwest/rustls said when an HA leader was killed mid-request.
+        let closed = "error sending request for url (https://vault-ha:8200/v1/auth/hpcs-jwt/login): \
+            client error (SendRequest): connection error: peer closed connection without sending TLS close_notify";
+        assert!(classify_transport(closed.into(), true).transient());
+        assert!(classify_transport("tls handshake eof".into(), true).transient());
+        let bad_ca = "error sending request: invalid peer certificate: UnknownIssuer";
+        assert!(matches!(
+            classify_transport(bad_ca.into(), true),
+            CallErr::Tls(_)
+        ));
+        let alert = "received fatal alert: HandshakeFailure";
+        assert!(matches!(
+            classify_transport(alert.into(), true),
+            CallErr::Tls(_)
+        ));
+        assert!(matches!(
+            classify_transport("tls: bad record".into(), false),
+            CallErr::Tls(_)
+        ));
+        assert!(matches!(
+            classify_transport("bad json".into(), false),
+            CallErr::Other(_)
+        ));
     }
 
     #[test]

@@ -96,7 +96,7 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def wait_gone(pid: int | None, timeout: float = 30.0) -> None:
+def wait_gone(pid: int | None, timeout: float = 120.0) -> None:
     if not pid:
         return
     end = time.monotonic() + timeout

@@ -175,8 +175,12 @@ pub struct Cli {
     ///
     /// `%j` is replaced by the job id and `%u` by the user name at run time.
     /// It must be a local directory on each node; the job creates it (mode
-    /// 0700) if missing and removes what it created at the end. The default
-    /// keeps concurrent jobs apart.
+    /// 0700) on every node and removes it at the end. An existing one is used
+    /// only if it is a real directory (not a symbolic link) owned by the
+    /// job's user with mode 0700, in a parent that no other user can write
+    /// (or a sticky one such as /tmp); otherwise the job stops with exit 200
+    /// before anything is mounted, since another user may have planted it.
+    /// The default keeps concurrent jobs apart.
     #[arg(
         long = "mount-root",
         value_name = "DIR",
@@ -242,8 +246,14 @@ EXIT CODES of the generated job script (the Slurm job's exit code):
   0    the application and every verification script succeeded
   N    the application's own non-zero exit code (output verification skipped)
   143  stopped by SIGTERM/SIGINT (scancel); the archives were unmounted
-  200  setup failed (mount root, private state directory)
+  200  setup failed: the mount root could not be created, or it already
+       existed and is not a directory (e.g. a symbolic link), not owned by
+       the job's user, not mode 0700, or in a parent directory other users
+       can write without the sticky bit; or the private state directory or
+       the results directory could not be created
   201  an archive could not be mounted (see hpcs-mount's message above it)
   202  an input verification script failed: the application was NOT started
   203  an output verification script failed
-  204  the secret job script is missing or not executable in its archive";
+  204  the secret job script is missing or not executable in its archive
+  205  a node's mount ended while the application ran (hpcs-mount killed or
+       out of memory): the application was stopped, its results are incomplete";

@@ -261,7 +261,7 @@ impl ChunkCipher {
     /// `out` (`sealed.len() - TAG_LEN` bytes), leaving `sealed` untouched:
     /// the plaintext appears only in `out` (locked memory for the scratch
     /// directory). On failure `out` is wiped.
-    pub(crate) fn open_into(
+    pub(crate) fn open_into_raw(
         &self,
         n: [u8; 12],
         sealed: &[u8],
@@ -324,6 +324,19 @@ impl ChunkCipher {
     /// no plaintext the caller may use (it is wiped before returning).
     pub fn open(&self, nonce: ChunkNonce, buf: &mut [u8]) -> Result<(), OpenError> {
         self.open_with(nonce.to_bytes(), buf)
+    }
+
+    /// Authenticates `stored` (`ciphertext || tag`) and decrypts it into
+    /// `out` (exactly the ciphertext's length), leaving `stored` untouched.
+    /// On failure `out` holds no plaintext the caller may use (it is wiped
+    /// before returning).
+    pub fn open_into(
+        &self,
+        nonce: ChunkNonce,
+        stored: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), OpenError> {
+        self.open_into_raw(nonce.to_bytes(), stored, out)
     }
 
     /// [`ChunkCipher::open`] with raw nonce bytes.

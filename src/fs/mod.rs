@@ -9,7 +9,8 @@
 //! runtimes. Metadata comes from the in-memory index with long TTLs (an
 //! archive never changes). Data goes through [`read::DataPath`]: a bounded,
 //! locked, shared plaintext cache with single-flight loading ([`cache`]) and
-//! per-handle read-ahead ([`readahead`]) run on a small prefetch pool.
+//! per-handle read-ahead ([`readahead`]) run on a small prefetch pool
+//! ([`pool`], threads that sleep when idle).
 //!
 //! The frontend is split by kind of operation, as gocryptfs splits its own:
 //! this file holds the mount settings, construction and the fuser session;
@@ -39,6 +40,7 @@ mod file;
 mod kernel;
 mod meta;
 pub mod output;
+pub mod pool;
 pub mod read;
 pub mod readahead;
 mod reply;
@@ -49,7 +51,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use fuser::{MountOption, SessionACL};
 
@@ -68,6 +70,13 @@ const MAX_REQUEST: usize = 1 << 20;
 /// Bytes per read-ahead backing read (one Lustre RPC at the common 1 MiB
 /// `max_pages_per_rpc`); a refill is split into reads of this size.
 const PREFETCH_PIECE: u64 = 1 << 20;
+
+/// Files up to this size are read through the kernel page cache even in
+/// direct-I/O mode, and their pages are dropped at their last close: one
+/// read request instead of two per small file (a direct-I/O read that ends
+/// short is followed by one that finds end of file; the page cache knows the
+/// size and stops). One default kernel read-ahead window.
+const SMALL_FILE: u64 = 128 << 10;
 
 /// Smallest number of cache slots, whatever --cache-size says.
 const MIN_SLOTS: usize = 16;
@@ -170,10 +179,15 @@ struct Inner<S> {
     cfg: MountConfig,
     handles: Mutex<HashMap<u64, Arc<file::Handle>>>,
     next_fh: AtomicU64,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<pool::Pool>,
     inflight: AtomicUsize,
     /// Resolved at FUSE init from `cfg.direct_io` and the kernel's abilities.
     direct_io: AtomicBool,
+    /// Tells the kernel to drop cached pages (set once the session exists).
+    notifier: OnceLock<fuser::Notifier>,
+    /// Open handles per small file read through the page cache (inode ->
+    /// count): its pages are dropped when the count falls to zero.
+    small_open: Mutex<HashMap<u64, u32>>,
     /// The write-only results directory under the top, if any.
     output: Option<Output>,
     /// The encrypted scratch directory under the top, if any.
@@ -237,6 +251,12 @@ impl<S: Source + 'static> HpcsFs<S> {
         let slot_len = DataPath::<S>::max_stored_chunk(&list);
         let slots = ((cfg.cache_bytes / slot_len as u64) as usize).max(MIN_SLOTS);
         let arena = SlotArena::new(slot_len, slots)?;
+        if let Err(e) = arena.populate_ahead() {
+            crate::log::log(
+                crate::log::DEBUG,
+                format_args!("cache: pages fault in on first use (no populating thread: {e})"),
+            );
+        }
         let info = CacheInfo {
             slots: arena.count(),
             slot_len: arena.slot_len(),
@@ -285,11 +305,7 @@ impl<S: Source + 'static> HpcsFs<S> {
             )
         };
         let pool = if prefetch {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(cfg.prefetch_threads.max(1))
-                .thread_name(|i| format!("hpcs-prefetch-{i}"))
-                .build()
-                .ok()
+            Some(pool::Pool::new(cfg.prefetch_threads, "hpcs-prefetch")?)
         } else {
             None
         };
@@ -306,6 +322,8 @@ impl<S: Source + 'static> HpcsFs<S> {
             pool,
             inflight: AtomicUsize::new(0),
             direct_io: AtomicBool::new(cfg_direct == Some(true)),
+            notifier: OnceLock::new(),
+            small_open: Mutex::new(HashMap::new()),
             output,
             scratch,
         });
@@ -369,5 +387,8 @@ pub fn mount<S: Source + 'static>(
     cfg: &MountConfig,
 ) -> io::Result<fuser::Session<HpcsFs<S>>> {
     let writable = fs.inner.output.is_some() || fs.inner.scratch.is_some();
-    fuser::Session::new(fs, mountpoint, &fuser_config(cfg, writable))
+    let inner = Arc::clone(&fs.inner);
+    let session = fuser::Session::new(fs, mountpoint, &fuser_config(cfg, writable))?;
+    let _ = inner.notifier.set(session.notifier());
+    Ok(session)
 }

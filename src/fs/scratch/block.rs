@@ -98,7 +98,7 @@ impl BlockCipher {
         if version == 0 || stored.len() != STORED {
             return Err(OpenError);
         }
-        self.cipher.open_into(nonce(version), stored, out)
+        self.cipher.open_into_raw(nonce(version), stored, out)
     }
 }
 

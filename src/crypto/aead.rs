@@ -410,17 +410,17 @@ mod tests {
                 let first = first.get_or_insert_with(|| sealed.clone());
                 assert_eq!(&sealed, first, "backends agree");
                 let mut out = vec![0u8; pt.len()];
-                c.open_into(n, &sealed, &mut out).unwrap();
+                c.open_into_raw(n, &sealed, &mut out).unwrap();
                 assert_eq!(out, pt);
                 let mut bad = sealed.clone();
                 bad[100] ^= 1;
-                assert_eq!(c.open_into(n, &bad, &mut out), Err(OpenError));
+                assert_eq!(c.open_into_raw(n, &bad, &mut out), Err(OpenError));
                 assert!(out.iter().all(|&b| b == 0), "wiped after a failure");
                 let mut other = n;
                 other[11] ^= 1;
-                assert_eq!(c.open_into(other, &sealed, &mut out), Err(OpenError));
-                assert_eq!(c.open_into(n, &sealed[..10], &mut out), Err(OpenError));
-                assert_eq!(c.open_into(n, &sealed, &mut out[1..]), Err(OpenError));
+                assert_eq!(c.open_into_raw(other, &sealed, &mut out), Err(OpenError));
+                assert_eq!(c.open_into_raw(n, &sealed[..10], &mut out), Err(OpenError));
+                assert_eq!(c.open_into_raw(n, &sealed, &mut out[1..]), Err(OpenError));
             }
         }
     }

@@ -37,6 +37,7 @@ mod callbacks;
 mod dir;
 pub mod errors;
 mod file;
+pub mod inodes;
 mod kernel;
 mod meta;
 pub mod output;

@@ -18,8 +18,7 @@ use fuser::{
 };
 
 use super::errors::FsError;
-use super::output::is_output;
-use super::scratch::is_scratch;
+use super::inodes::{is_output, is_scratch};
 
 /// How long the kernel may cache names and attributes (archives are immutable).
 const TTL: Duration = Duration::from_secs(365 * 24 * 3600);

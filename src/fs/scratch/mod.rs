@@ -40,21 +40,14 @@ use fuser::{FileAttr, FileType, INodeNo};
 
 use super::attr::Owner;
 use super::errors::FsError;
-use super::output::{check_name, OUTPUT_INO};
+use super::output::check_name;
 use super::reply::StatFs;
 use block::{BlockCipher, BLOCK};
 use map::BlockMap;
 pub use ops::Change;
 use store::Store;
 
-/// Inode of the scratch directory itself; its entries follow (below the
-/// results directory's numbers, far above any archive's).
-pub const SCRATCH_INO: u64 = 1 << 55;
-
-/// True if `ino` belongs to the scratch tree.
-pub fn is_scratch(ino: u64) -> bool {
-    (SCRATCH_INO..OUTPUT_INO).contains(&ino)
-}
+pub use super::inodes::{is_scratch, SCRATCH_INO};
 
 /// Most entries (files and directories) a scratch directory holds; past
 /// it, creating one more is `ENOSPC` (like running out of inodes). Bounds

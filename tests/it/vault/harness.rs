@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use hpcs::crypto::{DataKey, FileSource, SealedArchive};
 use hpcs::exit;
-use hpcs::keys::config::Layer;
+use hpcs::keys::config::{Layer, ALLOW_HTTP_ENV};
 use hpcs::keys::vault::{self, VaultError, VaultRef};
 
 pub(super) use super::servers::{bao_bin, free_port, Agent, Bao};
@@ -117,7 +117,8 @@ impl Site {
         c.env_clear()
             .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
-            .env("BAO_ADDR", &self.bao.addr);
+            .env("BAO_ADDR", &self.bao.addr)
+            .env(ALLOW_HTTP_ENV, "1");
         if !token.is_empty() {
             c.env("BAO_TOKEN", token);
         }
@@ -193,6 +194,8 @@ impl Site {
             spiffe_socket: Some(agent.endpoint.clone()),
             audience: audience.map(str::to_string),
             retry_secs: Some(retry),
+            // The test OpenBao is a -dev server on plain http (loopback).
+            allow_insecure_http: Some(true),
             ..Layer::default()
         }
         .resolve(Some(vref))
@@ -281,6 +284,7 @@ pub(super) fn mount_cmd(
         .env("XDG_CONFIG_HOME", site.path("xdg"))
         .env("SPIFFE_ENDPOINT_SOCKET", &agent.endpoint)
         .env("BAO_ADDR", &site.bao.addr)
+        .env(ALLOW_HTTP_ENV, "1")
         .arg("-v")
         .args(extra)
         .arg(archive)

@@ -22,11 +22,6 @@ pub(super) const BOB_PW: &str = "bob-test-password";
 /// The content of `reads.txt` in the sample tree.
 pub(super) const READS: &[u8] = b"ACGT sample reads\n";
 
-/// KV path of `id`'s copy of alice/genome's key.
-pub(super) fn genome_copy(id: &str) -> String {
-    format!("hpcs/ds/alice/genome/{}", vault::slot_role(id))
-}
-
 /// A bootstrapped site: OpenBao, hpcs policies, users alice and bob, and a
 /// sample tree.
 pub(super) struct Site {
@@ -47,7 +42,7 @@ impl Site {
         Some(site)
     }
 
-    /// [`Site::new`] with `genome.hpcs` packed as dataset alice/genome for
+    /// [`Site::new`] with `genome.hpcs` packed as alice's dataset genome for
     /// `JOB_A`, and the agent of that job.
     pub(super) fn with_genome(test: &str) -> Option<(Site, PathBuf, Agent)> {
         let site = Site::new(test)?;
@@ -98,11 +93,35 @@ impl Site {
         Agent::start(self.dir.path(), name, id, &[])
     }
 
-    /// The data key in hex as alice/genome's owner record holds it.
+    /// The Vault entity id (the owner part of their datasets) of the user who
+    /// logs in as `user` with `password` on userpass mount `mount`.
+    pub(super) fn entity_of(&self, mount: &str, user: &str, password: &str) -> String {
+        let out = self.bao.ok(&[
+            "write",
+            "-format=json",
+            &format!("auth/{mount}/login/{user}"),
+            &format!("password={password}"),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let id = v["auth"]["entity_id"].as_str().unwrap().to_string();
+        assert!(!id.is_empty(), "{out}");
+        id
+    }
+
+    /// Dataset `name` of alice (userpass): `<alice's entity id>/name`.
+    pub(super) fn alice(&self, name: &str) -> String {
+        format!("{}/{name}", self.entity_of("userpass", "alice", ALICE_PW))
+    }
+
+    /// KV path of `id`'s copy of alice's genome key.
+    pub(super) fn genome_copy(&self, id: &str) -> String {
+        format!("hpcs/ds/{}/{}", self.alice("genome"), vault::slot_role(id))
+    }
+
+    /// The data key in hex as alice's genome owner record holds it.
     pub(super) fn genome_key_hex(&self) -> String {
-        let out = self
-            .bao
-            .ok(&["read", "-field=key_hex", "hpcs/ds/alice/genome"]);
+        let rec = format!("hpcs/ds/{}", self.alice("genome"));
+        let out = self.bao.ok(&["read", "-field=key_hex", &rec]);
         out.trim().to_string()
     }
 

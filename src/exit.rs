@@ -254,7 +254,9 @@ pub fn for_key(e: &KeyError) -> u8 {
     match e {
         KeyError::BadRecipient(_) => BAD_RECIPIENT,
         KeyError::RecipientsUnreadable { .. } => INPUT,
-        KeyError::IdentityUnreadable { .. } | KeyError::BadIdentity { .. } => BAD_IDENTITY,
+        KeyError::IdentityUnreadable { .. }
+        | KeyError::IdentityExposed { .. }
+        | KeyError::BadIdentity { .. } => BAD_IDENTITY,
         KeyError::NoMatchingIdentity | KeyError::NoAgeStanza => WRONG_KEY,
         KeyError::BadStanza(_) => HEADER,
     }

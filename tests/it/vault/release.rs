@@ -13,7 +13,7 @@ fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
         return;
     };
     let (r, _) = archive_ref(&archive);
-    assert_eq!(r.dataset, "alice/genome");
+    assert_eq!(r.dataset, site.alice("genome"));
     assert_eq!(
         (r.mount.as_str(), r.auth_mount.as_str(), r.audience.as_str()),
         ("hpcs", "hpcs-jwt", "hpcs")
@@ -32,7 +32,7 @@ fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
     assert_eq!(key_hex.len(), 64);
 
     // The audit log names the SPIFFE ID that read this dataset's key copy.
-    let slot_path = genome_copy(JOB_A);
+    let slot_path = site.genome_copy(JOB_A);
     let entries = site.bao.audit_entries();
     let read = entries
         .iter()
@@ -124,14 +124,15 @@ fn another_identity_is_denied() {
     let o = login(&slot_role(JOB_B));
     assert_ok(&o, "bob's job logs in through its own slot");
     let tok = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let o = site.bao.cli_as(&tok, &["read", &genome_copy(JOB_A)]);
+    let o = site.bao.cli_as(&tok, &["read", &site.genome_copy(JOB_A)]);
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("403"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = site.bao.cli_as(&tok, &["read", "hpcs/ds/alice/genome"]);
+    let rec = format!("hpcs/ds/{}", site.alice("genome"));
+    let o = site.bao.cli_as(&tok, &["read", &rec]);
     assert!(!o.status.success(), "a job reads the owner's record");
 }
 
@@ -207,7 +208,10 @@ fn older_archive_of_the_same_dataset_is_refused() {
     let o = mount_cat(&site, &agent, &v1, &[]);
     let msg = assert_code(&o, exit::ROLLBACK, "older archive");
     assert!(
-        msg.contains("not the current version of dataset alice/genome"),
+        msg.contains(&format!(
+            "not the current version of dataset {}",
+            site.alice("genome")
+        )),
         "{msg}"
     );
     assert_mounted_and_read(&mount_cat(&site, &agent, &v2, &[]));

@@ -398,7 +398,9 @@ fn relative_path<'a>(flag: &str, e: &'a str, what: &str) -> Result<&'a str, Erro
     }
 }
 
-/// An identity file: exists, is a file; absolute path. Warns if others can read it.
+/// An identity file: exists, is a file, only its owner can access it (like
+/// OpenSSH, and as hpcs-mount checks again on the node); absolute path.
+/// Warns when it lives on a shared filesystem.
 fn identity_path(p: &Path) -> Result<String, Error> {
     let abs = p
         .canonicalize()
@@ -412,15 +414,47 @@ fn identity_path(p: &Path) -> Result<String, Error> {
             abs.display()
         )));
     }
-    if md.permissions().mode() & 0o077 != 0 {
+    let mode = md.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(invalid(format!(
+            "--identity {0}: accessible by group or others (mode {1:04o}): anyone who can read it opens every archive packed to it; run `chmod 600 {0}` (and, if others may already have read it, make a new identity and rewrap)",
+            abs.display(),
+            mode & 0o7777
+        )));
+    }
+    if let Some(fs) = shared_filesystem(&abs) {
         eprintln!(
-            "hpcs-job: warning: identity file {} is readable by group or others; chmod 600 it",
+            "hpcs-job: warning: identity file {} is on {fs}: whoever can read that storage (its administrators, a compromised node or server) can copy the key and open every archive packed to it; keep it on the secure device and use --vault",
             abs.display()
         );
     }
     let s = utf8("--identity", &abs)?;
     no_control("--identity", &s)?;
     Ok(s)
+}
+
+/// The shared filesystem `p` is on (statfs magic; the same list as
+/// `hpcs::keys::age_keys::shared_filesystem`), if any.
+fn shared_filesystem(p: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid, writable statfs.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    // f_type's width differs by architecture; the magic is its low 32 bits.
+    match st.f_type as u64 as u32 {
+        0x6969 => Some("NFS"),
+        0x0BD0_0BD0 => Some("Lustre"),
+        0x4750_4653 => Some("GPFS"),
+        0x1983_0326 => Some("BeeGFS"),
+        0x00C3_6400 => Some("CephFS"),
+        0xFF53_4D42 => Some("CIFS"),
+        0xFE53_4D42 => Some("SMB2"),
+        _ => None,
+    }
 }
 
 /// A verification script: an executable file (absolute path), or a path

@@ -166,6 +166,45 @@ fn exit_codes() {
     );
 }
 
+/// An identity file group or others can access is refused (exit 3, with the
+/// chmod to run) and no script is written; at 0600 the script is written.
+#[test]
+fn identity_file_readable_by_others_is_refused() {
+    let e = Env::new();
+    let (job, data, id) = (e.p("job.sh"), e.p("data.hpcs"), e.p("id.txt"));
+    let args = [
+        "--data",
+        s(&data),
+        "-i",
+        s(&id),
+        "--app",
+        "true",
+        "-o",
+        s(&job),
+    ];
+    for mode in [0o644, 0o640, 0o604] {
+        fs::set_permissions(&id, fs::Permissions::from_mode(mode)).expect("chmod");
+        let out = hpcs_job(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "mode {mode:o}: {err}");
+        let abs = id.canonicalize().expect("abs");
+        assert!(
+            err.contains(&format!("run `chmod 600 {}`", abs.display())),
+            "{err}"
+        );
+        assert!(!job.exists(), "mode {mode:o}: a script was written");
+    }
+    fs::set_permissions(&id, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = hpcs_job(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(job.exists());
+}
+
 #[test]
 fn writes_to_stdout_or_a_private_file_and_submits_through_sbatch() {
     let e = Env::new();

@@ -58,6 +58,7 @@ fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
             use age::secrecy::ExposeSecret;
             let id = age::x25519::Identity::generate();
             std::fs::write(&p, format!("{}\n", id.to_string().expose_secret())).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
             (p, id.to_public().to_string())
         }
     }
@@ -77,6 +78,31 @@ fn sample_tree(dir: &Path) -> PathBuf {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Like OpenSSH, an identity file group or others can access is refused
+/// (exit 8, with the chmod to run); at 0600 the same file works.
+#[test]
+fn identity_file_readable_by_others_is_refused() {
+    let d = tmp();
+    let src = sample_tree(d.path());
+    let (id, r) = age_keygen(d.path(), "id.txt");
+    let a = d.path().join("a.hpcs");
+    ok(&pack_cmd(&["pack", s(&src), "-o", s(&a), "-r", &r, "-q"]));
+    for mode in [0o644, 0o640, 0o604, 0o620] {
+        std::fs::set_permissions(&id, std::fs::Permissions::from_mode(mode)).unwrap();
+        for cmd in ["verify", "inspect"] {
+            fails_with(
+                &pack_cmd(&[cmd, s(&a), "-i", s(&id)]),
+                8,
+                &format!("run `chmod 600 {}`", id.display()),
+            );
+        }
+    }
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(&pack_cmd(&["verify", s(&a), "-i", s(&id)]));
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o400)).unwrap();
+    ok(&pack_cmd(&["verify", s(&a), "-i", s(&id)]));
 }
 
 #[test]
@@ -387,6 +413,7 @@ fn bad_inputs_have_clear_messages_and_stable_codes() {
         "/nonexistent/id",
     );
     let junk = write("junk-id.txt", b"not a key\n");
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o600)).unwrap();
     fails_with(
         &pack_cmd(&["verify", s(&a), "-i", s(&junk)]),
         8,

@@ -4,10 +4,12 @@
 //! Every bad value fails here with exit code 2 (or the code of the bad
 //! recipient or results directory) before anything is opened or mounted.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 #[cfg(feature = "bench-ceilings")]
 use std::time::Duration;
 
+use hpcs::crypto::Pin;
 use hpcs::exit::{self, Fail};
 use hpcs::fs::MountConfig;
 use hpcs::keys;
@@ -30,6 +32,8 @@ pub struct Settings {
 pub struct Sources {
     /// (name under a shared root, archive path).
     pub archives: Vec<(String, PathBuf)>,
+    /// Expected pin per archive name ("" for the single positional ARCHIVE).
+    pub pins: HashMap<String, Pin>,
     /// Age identity files (-i).
     pub identities: Vec<PathBuf>,
     /// Benchmark shaping of the backing file (HPCS_BENCH_BACKING_LATENCY_US,
@@ -89,6 +93,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
         }
         (list, m)
     };
+    let pins = pin_settings(&cli.pins, &archives)?;
     let output = match &cli.output {
         None => None,
         Some(o) => Some(output_settings(
@@ -169,6 +174,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
     Ok(Settings {
         sources: Sources {
             archives,
+            pins,
             identities: cli.identities,
             #[cfg(feature = "bench-ceilings")]
             shape,
@@ -189,6 +195,43 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             output,
         },
     })
+}
+
+/// Checks `--pin PIN` (the one positional ARCHIVE) or `--pin NAME=PIN` (one
+/// per --archive NAME).
+fn pin_settings(
+    args: &[String],
+    archives: &[(String, PathBuf)],
+) -> Result<HashMap<String, Pin>, Fail> {
+    let usage = |m: String| Fail::new(exit::USAGE, m);
+    let mut pins = HashMap::new();
+    let single = archives.len() == 1 && archives[0].0.is_empty();
+    for a in args {
+        let (name, text) = match a.split_once('=') {
+            Some((n, p)) => (n, p),
+            None if single => ("", a.as_str()),
+            None => {
+                return Err(usage(format!(
+                    "--pin {a:?}: with --archive, give NAME=PIN (e.g. --pin data=hpcspin1-...)"
+                )))
+            }
+        };
+        if !archives.iter().any(|(n, _)| n == name) {
+            return Err(usage(format!(
+                "--pin {a:?}: no archive is named {name:?} (give --pin PIN for a single ARCHIVE, NAME=PIN for --archive NAME=...)"
+            )));
+        }
+        let pin = Pin::parse(text).ok_or_else(|| {
+            usage(format!(
+                "--pin {a:?}: not a pin; a pin is {}... with 26 letters/digits, as `hpcs-pack inspect` prints it",
+                hpcs::crypto::pin::PREFIX
+            ))
+        })?;
+        if pins.insert(name.to_string(), pin).is_some() {
+            return Err(usage(format!("--pin: two pins for the archive {name:?}")));
+        }
+    }
+    Ok(pins)
 }
 
 /// A name that can be one directory entry under the mount root.
@@ -313,6 +356,31 @@ mod tests {
         assert!(usage(&["--archive", "a.hpcs", "/mnt"]).contains("expected NAME=ARCHIVE"));
         assert!(usage(&["--archive", "../x=a", "/mnt"]).contains("plain file name"));
         assert!(usage(&["--archive", "d=a", "--archive", "d=b", "/mnt"]).contains("used twice"));
+    }
+
+    #[test]
+    fn pins_name_their_archive() {
+        let p = hpcs::crypto::Pin::compute(&[1; 32], &[2; 32]).to_string();
+        let s = check_args(&["a.hpcs", "/m", "--pin", &p]).unwrap();
+        assert!(s.sources.pins[""].matches(&Pin::parse(&p).unwrap()));
+        let named = format!("d={p}");
+        let s = check_args(&[
+            "--archive",
+            "d=a",
+            "--archive",
+            "e=b",
+            "/m",
+            "--pin",
+            &named,
+        ])
+        .unwrap();
+        assert_eq!(s.sources.pins.len(), 1);
+        assert!(s.sources.pins.contains_key("d"));
+        assert!(usage(&["--archive", "d=a", "/m", "--pin", &p]).contains("give NAME=PIN"));
+        let other = format!("x={p}");
+        assert!(usage(&["--archive", "d=a", "/m", "--pin", &other]).contains("no archive is named"));
+        assert!(usage(&["a", "/m", "--pin", "hpcspin1-xyz"]).contains("not a pin"));
+        assert!(usage(&["a", "/m", "--pin", &p, "--pin", &p]).contains("two pins"));
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct VaultMountArgs {
     #[arg(long)]
     pub vault: bool,
 
-    /// Refuse unless the archive names this dataset (OWNER/NAME).
+    /// Refuse (exit 18, before any call to Vault) unless the archive names
+    /// this dataset (OWNER/NAME). hpcs-job always passes it with --vault.
     #[arg(long, value_name = "OWNER/NAME")]
     pub vault_dataset: Option<String>,
 

@@ -57,9 +57,10 @@ fn obtain_key(
     label: &str,
     ids: &[Identities],
     vault: &vault_key::VaultMountArgs,
+    dataset: Option<&str>,
 ) -> Result<DataKey, Fail> {
-    if vault_key::wanted(header, vault, !ids.is_empty()) {
-        return vault_key::obtain(header, label, vault);
+    if vault_key::wanted(header, vault, !ids.is_empty()) || dataset.is_some() {
+        return vault_key::obtain(header, label, vault, dataset);
     }
     if ids.is_empty() {
         return Err(Fail::new(
@@ -122,7 +123,8 @@ fn open_archives(s: &Sources) -> Result<Vec<MountedArchive<Src>>, Fail> {
         if let Some(want) = pin {
             check_pin(sealed.header(), want, &label)?;
         }
-        let key = obtain_key(sealed.header(), &label, &ids, &s.vault)?;
+        let dataset = s.datasets.get(name).map(String::as_str);
+        let key = obtain_key(sealed.header(), &label, &ids, &s.vault, dataset)?;
         let archive = sealed.unlock(&key).map_err(|e| match e {
             // The header carries the pinned id and key check, but the key
             // its stanza gave does not produce that key check: a copy of

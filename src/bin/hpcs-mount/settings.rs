@@ -34,6 +34,8 @@ pub struct Sources {
     pub archives: Vec<(String, PathBuf)>,
     /// Expected pin per archive name ("" for the single positional ARCHIVE).
     pub pins: HashMap<String, Pin>,
+    /// Expected Vault dataset per archive name (`--vault-dataset`).
+    pub datasets: HashMap<String, String>,
     /// Age identity files (-i).
     pub identities: Vec<PathBuf>,
     /// Benchmark shaping of the backing file (HPCS_BENCH_BACKING_LATENCY_US,
@@ -93,7 +95,31 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
         }
         (list, m)
     };
-    let pins = pin_settings(&cli.pins, &archives)?;
+    let pins = per_archive("--pin", &cli.pins, &archives, |p| {
+        Pin::parse(p).ok_or_else(|| {
+            format!(
+                "not a pin; a pin is {}... with 26 letters/digits, as `hpcs-pack inspect` prints it",
+                hpcs::crypto::pin::PREFIX
+            )
+        })
+    })?;
+    let datasets = per_archive(
+        "--vault-dataset",
+        &cli.vault.vault_dataset,
+        &archives,
+        |d| {
+            let ok = d.split_once('/').is_some_and(|(o, n)| {
+                [o, n].iter().all(|p| {
+                    !p.is_empty()
+                        && !p.starts_with('.')
+                        && p.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+                })
+            });
+            ok.then(|| d.to_string())
+                .ok_or_else(|| "expected a dataset OWNER/NAME".to_string())
+        },
+    )?;
     let output = match &cli.output {
         None => None,
         Some(o) => Some(output_settings(
@@ -175,6 +201,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
         sources: Sources {
             archives,
             pins,
+            datasets,
             identities: cli.identities,
             #[cfg(feature = "bench-ceilings")]
             shape,
@@ -197,41 +224,41 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
     })
 }
 
-/// Checks `--pin PIN` (the one positional ARCHIVE) or `--pin NAME=PIN` (one
-/// per --archive NAME).
-fn pin_settings(
+/// Checks a per-archive flag (`--pin`, `--vault-dataset`): `VALUE` for the
+/// one positional ARCHIVE, `NAME=VALUE` per `--archive NAME`; `parse` checks
+/// VALUE. At most one per archive.
+fn per_archive<T>(
+    flag: &str,
     args: &[String],
     archives: &[(String, PathBuf)],
-) -> Result<HashMap<String, Pin>, Fail> {
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<HashMap<String, T>, Fail> {
     let usage = |m: String| Fail::new(exit::USAGE, m);
-    let mut pins = HashMap::new();
+    let mut out = HashMap::new();
     let single = archives.len() == 1 && archives[0].0.is_empty();
     for a in args {
-        let (name, text) = match a.split_once('=') {
-            Some((n, p)) => (n, p),
+        let (name, value) = match a.split_once('=') {
+            Some((n, v)) => (n, v),
             None if single => ("", a.as_str()),
             None => {
                 return Err(usage(format!(
-                    "--pin {a:?}: with --archive, give NAME=PIN (e.g. --pin data=hpcspin1-...)"
+                    "{flag} {a:?}: with --archive, give NAME=VALUE"
                 )))
             }
         };
         if !archives.iter().any(|(n, _)| n == name) {
             return Err(usage(format!(
-                "--pin {a:?}: no archive is named {name:?} (give --pin PIN for a single ARCHIVE, NAME=PIN for --archive NAME=...)"
+                "{flag} {a:?}: no archive is named {name:?} (give {flag} VALUE for a single ARCHIVE, NAME=VALUE for --archive NAME=...)"
             )));
         }
-        let pin = Pin::parse(text).ok_or_else(|| {
-            usage(format!(
-                "--pin {a:?}: not a pin; a pin is {}... with 26 letters/digits, as `hpcs-pack inspect` prints it",
-                hpcs::crypto::pin::PREFIX
-            ))
-        })?;
-        if pins.insert(name.to_string(), pin).is_some() {
-            return Err(usage(format!("--pin: two pins for the archive {name:?}")));
+        let v = parse(value).map_err(|why| usage(format!("{flag} {a:?}: {why}")))?;
+        if out.insert(name.to_string(), v).is_some() {
+            return Err(usage(format!(
+                "{flag}: given twice for the archive {name:?}"
+            )));
         }
     }
-    Ok(pins)
+    Ok(out)
 }
 
 /// A name that can be one directory entry under the mount root.
@@ -376,11 +403,21 @@ mod tests {
         .unwrap();
         assert_eq!(s.sources.pins.len(), 1);
         assert!(s.sources.pins.contains_key("d"));
-        assert!(usage(&["--archive", "d=a", "/m", "--pin", &p]).contains("give NAME=PIN"));
+        assert!(usage(&["--archive", "d=a", "/m", "--pin", &p]).contains("give NAME=VALUE"));
         let other = format!("x={p}");
         assert!(usage(&["--archive", "d=a", "/m", "--pin", &other]).contains("no archive is named"));
         assert!(usage(&["a", "/m", "--pin", "hpcspin1-xyz"]).contains("not a pin"));
-        assert!(usage(&["a", "/m", "--pin", &p, "--pin", &p]).contains("two pins"));
+        assert!(usage(&["a", "/m", "--pin", &p, "--pin", &p]).contains("given twice"));
+        let s = check_args(&["a", "/m", "--vault-dataset", "alice/genome"]).unwrap();
+        assert_eq!(s.sources.datasets[""], "alice/genome");
+        let s = check_args(&["--archive", "d=a", "/m", "--vault-dataset", "d=bob/x.1"]).unwrap();
+        assert_eq!(s.sources.datasets["d"], "bob/x.1");
+        for bad in ["alice", "alice/", "/x", "a/.b", "a/b/c", "a b/c"] {
+            assert!(
+                usage(&["a", "/m", "--vault-dataset", bad]).contains("OWNER/NAME"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -256,20 +256,30 @@ if [ -n "$HPCS_RESULTS_DIR" ]; then
         hpcs_die 200 "cannot create the results directory $HPCS_RESULTS_DIR"
     hpcs_log "results are encrypted into $HPCS_RESULTS_DIR"
 fi
+# Every archive carries its pin (--pin) and, with --vault, its dataset
+# (--vault-dataset): hpcs-mount refuses any other archive with 18.
 HPCS_CMD=("$HPCS_MOUNT_BIN")
 if [ "${#HPCS_ARCHIVES[@]}" = 1 ] && [ -z "$HPCS_RESULTS_DIR" ]; then
     HPCS_MP=$HPCS_MOUNT_ROOT/${HPCS_NAMES[0]}
     HPCS_CMD+=("${HPCS_ARCHIVES[0]}")
+    HPCS_SEL=("")
 else
     HPCS_MP=$HPCS_MOUNT_ROOT
+    HPCS_SEL=()
     for ((i = 0; i < ${#HPCS_ARCHIVES[@]}; i++)); do
         HPCS_CMD+=(--archive "${HPCS_NAMES[i]}=${HPCS_ARCHIVES[i]}")
+        HPCS_SEL+=("${HPCS_NAMES[i]}=")
     done
 fi
+HPCS_PIN_ARGS=()
+for ((i = 0; i < ${#HPCS_ARCHIVES[@]}; i++)); do
+    [ -z "${HPCS_PINS[i]}" ] || HPCS_PIN_ARGS+=(--pin "${HPCS_SEL[i]}${HPCS_PINS[i]}")
+    [ -z "${HPCS_DATASETS[i]}" ] || HPCS_PIN_ARGS+=(--vault-dataset "${HPCS_SEL[i]}${HPCS_DATASETS[i]}")
+done
 if [ -n "$HPCS_RESULTS_DIR" ]; then
     HPCS_CMD+=(--output "results=$HPCS_RESULTS_DIR" "${HPCS_RESULTS_ARGS[@]}")
 fi
-HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
+HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_PIN_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
     /bin/sh -c 'printf "hpcs-ready %s %s\n" "$(uname -n)" "${SLURM_STEP_ID:-none}"
         if command -v setpriv >/dev/null; then exec setpriv --pdeathsig TERM sleep infinity; fi
         exec sleep infinity')
@@ -290,6 +300,9 @@ HPCS_HOLDER_PID=$!
 hpcs_mount_failed() {
     if [ "$2" = 200 ]; then
         hpcs_die 200 "the mount root could not be set up on $1 (see the message above); the application was NOT started"
+    fi
+    if [ "$2" = 18 ]; then
+        hpcs_die 201 "mounting failed on $1: an archive is not the one this job was pinned to (replaced, an older version, or someone else's; see hpcs-mount's message above); nothing was mounted and the application was NOT started"
     fi
     hpcs_die 201 "mounting failed on $1: hpcs-mount exited with status $2 before the job started (see its message above); the application was NOT started"
 }

@@ -98,6 +98,13 @@ pub struct Cli {
     )]
     pub output_recipients: Vec<String>,
 
+    /// Use this run id (32 hex digits) for the results instead of a random
+    /// one, so that you know it in advance and can require it with
+    /// `hpcs-pack results decrypt --expect-run RUN` (hpcs-job does this).
+    /// Refused (39) if DIR already holds a manifest of this run.
+    #[arg(long = "output-run", value_name = "RUN", requires = "output")]
+    pub output_run: Option<String>,
+
     /// File of results recipients, one per line (as `age -R` reads; repeatable).
     #[arg(
         long = "output-recipients-file",

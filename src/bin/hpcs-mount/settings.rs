@@ -127,6 +127,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             &cli.output_recipients,
             &cli.output_recipients_files,
             &archives,
+            cli.output_run.as_deref(),
         )?),
     };
     let cache_bytes = size_arg("--cache-size", &cli.cache_size)?;
@@ -272,6 +273,7 @@ fn output_settings(
     recipient_args: &[String],
     recipient_files: &[PathBuf],
     archives: &[(String, PathBuf)],
+    run: Option<&str>,
 ) -> Result<OutputDir, Fail> {
     let usage = |m: String| Fail::new(exit::USAGE, m);
     let (name, dir) = o.split_once('=').ok_or_else(|| {
@@ -321,6 +323,29 @@ fn output_settings(
             )))
         }
     }
+    let run = match run {
+        None => None,
+        Some(r) => {
+            let id = hpcs::util::unhex_array::<16>(r).ok_or_else(|| {
+                usage(format!(
+                    "--output-run {r:?}: give a run id of 32 hex digits (e.g. from hpcs-job)"
+                ))
+            })?;
+            let manifest = dir.join(format!(
+                "{}{}{}",
+                hpcs::results::MANIFEST_PREFIX,
+                hpcs::util::hex(&id),
+                hpcs::results::OBJECT_SUFFIX
+            ));
+            if std::fs::symlink_metadata(&manifest).is_ok() {
+                return Err(unusable(format!(
+                    "run {} already has a manifest there (a run id is used once: rerun hpcs-job for a new one)",
+                    hpcs::util::hex(&id)
+                )));
+            }
+            Some(id)
+        }
+    };
     // Probe: a results directory that cannot take a file fails now, not
     // after the job has run.
     let probe = dir.join(format!(".hpcs-probe-{}", std::process::id()));
@@ -334,6 +359,7 @@ fn output_settings(
         name: name.to_string(),
         dir,
         recipients,
+        run,
     })
 }
 
@@ -461,6 +487,20 @@ mod tests {
         let o = s.plan.output.expect("output");
         assert_eq!((o.name.as_str(), o.dir.as_path()), ("out", d.path()));
         assert_eq!(o.recipients.len(), 1);
+        assert_eq!(o.run, None);
+        let run = "0123456789abcdef0123456789abcdef";
+        let mut with_run = args.clone();
+        with_run.extend(["--output-run", run]);
+        let o = check_args(&with_run).unwrap().plan.output.unwrap();
+        assert_eq!(o.run.map(|r| hpcs::util::hex(&r)).as_deref(), Some(run));
+        let mut bad_run = args.clone();
+        bad_run.extend(["--output-run", "xyz"]);
+        assert!(usage(&bad_run).contains("32 hex digits"));
+        std::fs::write(d.path().join(format!("manifest-{run}.age")), b"x").unwrap();
+        assert_eq!(
+            check_args(&with_run).err().unwrap().code,
+            exit::RESULTS_WRITE
+        );
 
         let missing = format!("out={}", d.path().join("none").display());
         let args = [

@@ -83,6 +83,9 @@ pub struct JobSpec {
     pub results: Option<String>,
     /// Their recipients.
     pub results_recipients: Vec<String>,
+    /// With results: the run id of each node's mount (index SLURM_NODEID),
+    /// fixed now so the user can require them (`--expect-run`).
+    pub results_runs: Vec<String>,
     /// Mount through an srun step on every node.
     pub srun: bool,
     pub mount_timeout: u32,
@@ -212,6 +215,12 @@ impl JobSpec {
             return Err(invalid("--mount-timeout must be at least 1 second"));
         }
 
+        let results_runs = match &results {
+            None => Vec::new(),
+            Some(_) => (0..cli.nodes)
+                .map(|_| new_run_id())
+                .collect::<Result<_, _>>()?,
+        };
         Ok(JobSpec {
             sbatch: sbatch_lines(cli)?,
             mounts,
@@ -225,6 +234,7 @@ impl JobSpec {
             mount_args: cli.mount_args.clone(),
             results,
             results_recipients: cli.results_recipients.clone(),
+            results_runs,
             srun: cli.srun || cli.nodes > 1,
             mount_timeout: cli.mount_timeout,
         })
@@ -281,6 +291,13 @@ fn sbatch_lines(cli: &Cli) -> Result<Vec<String>, Error> {
         v.push(f.clone());
     }
     Ok(v)
+}
+
+/// A fresh random results run id (16 bytes, hex), as hpcs-mount would pick.
+fn new_run_id() -> Result<String, Error> {
+    let r = hpcs::crypto::writer::new_archive_id()
+        .map_err(|e| invalid(format!("no randomness for a run id: {e}")))?;
+    Ok(hpcs::util::hex(&r[..16]))
 }
 
 /// How archives are pinned: `off` with --insecure-no-pins; `vault`: also

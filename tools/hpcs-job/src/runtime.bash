@@ -112,6 +112,16 @@ if [ ! -d "$mp" ] || [ -n "$(ls -A -- "$mp" 2>&1)" ]; then
     hpcs_fail 200 "the mountpoint $mp is not an empty directory (another job, or a stale mount?)"
 fi
 [ "$stop" = 0 ] || hpcs_fail 143 stopped
+# The results run id fixed by hpcs-job for this node (one per node).
+if [ -n "${HPCS_RUN_LIST:-}" ]; then
+    read -ra runs <<<"$HPCS_RUN_LIST"
+    args=()
+    for a in "$@"; do
+        [ "$a" != "{run}" ] || a=${runs[${SLURM_NODEID:-0}]}
+        args+=("$a")
+    done
+    set -- "${args[@]}"
+fi
 "$@" &
 child=$!
 [ "$stop" = 0 ] || kill -TERM "$child" 2>/dev/null
@@ -223,7 +233,7 @@ hpcs_cleanup() {
     hpcs_stop_app
     hpcs_stop_mounts
     if [ -n "$HPCS_RESULTS_DIR" ]; then
-        hpcs_log "encrypted results: $HPCS_RESULTS_DIR (on your secure device: hpcs-pack results decrypt DIR -o DEST --archive ${HPCS_ARCHIVES[0]} -i IDENTITY)"
+        hpcs_log "encrypted results: $HPCS_RESULTS_DIR (on your secure device: hpcs-pack results decrypt DIR -o DEST --archive ${HPCS_ARCHIVES[0]} -i IDENTITY$(printf ' --expect-run %s' "${HPCS_RUN_IDS[@]}"))"
     fi
     if [ -n "$HPCS_STATE" ]; then
         rm -rf -- "$HPCS_STATE"
@@ -278,6 +288,7 @@ for ((i = 0; i < ${#HPCS_ARCHIVES[@]}; i++)); do
 done
 if [ -n "$HPCS_RESULTS_DIR" ]; then
     HPCS_CMD+=(--output "results=$HPCS_RESULTS_DIR" "${HPCS_RESULTS_ARGS[@]}")
+    export HPCS_RUN_LIST="${HPCS_RUN_IDS[*]}"
 fi
 HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_PIN_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
     /bin/sh -c 'printf "hpcs-ready %s %s\n" "$(uname -n)" "${SLURM_STEP_ID:-none}"

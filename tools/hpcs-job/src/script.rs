@@ -77,11 +77,16 @@ pub fn render(spec: &JobSpec) -> String {
         }
     }
     let mut results_args: Vec<String> = Vec::new();
+    if !spec.results_runs.is_empty() {
+        // "{run}": this node's id from HPCS_RUN_IDS, chosen by the node.
+        results_args.push("--output-run".into());
+        results_args.push("{run}".into());
+    }
     for r in &spec.results_recipients {
         results_args.push("--output-recipient".into());
         results_args.push(r.clone());
     }
-    let vars: [(&str, String); 18] = [
+    let vars: [(&str, String); 19] = [
         ("HPCS_MOUNT_BIN", quote(&spec.hpcs_mount)),
         ("HPCS_KEY_ARGS", array(&key)),
         ("HPCS_MOUNT_ARGS", array(&spec.mount_args)),
@@ -104,6 +109,7 @@ pub fn render(spec: &JobSpec) -> String {
             quote(spec.results.as_deref().unwrap_or("")),
         ),
         ("HPCS_RESULTS_ARGS", array(&results_args)),
+        ("HPCS_RUN_IDS", array(&spec.results_runs)),
         ("HPCS_SRUN", if spec.srun { "1".into() } else { "0".into() }),
         ("HPCS_MOUNT_TIMEOUT", spec.mount_timeout.to_string()),
     ];
@@ -156,6 +162,7 @@ mod tests {
             mount_args: vec![],
             results: None,
             results_recipients: vec![],
+            results_runs: vec![],
             srun: false,
             mount_timeout: 120,
         }

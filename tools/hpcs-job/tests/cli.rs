@@ -377,7 +377,21 @@ fn results_options_are_checked_and_reach_the_script() {
         script.contains("HPCS_RESULTS_TEMPLATE='/shared/r/%u/%j'\n"),
         "{script}"
     );
-    assert!(script.contains("HPCS_RESULTS_ARGS=('--output-recipient' 'age1xyz')\n"));
+    assert!(script
+        .contains("HPCS_RESULTS_ARGS=('--output-run' '{run}' '--output-recipient' 'age1xyz')\n"));
+    // The run id is fixed now, printed, and written into the script.
+    let said = String::from_utf8_lossy(&out.stderr);
+    let run = said
+        .split("--expect-run ")
+        .nth(1)
+        .expect("hpcs-job prints the run id")
+        .trim()
+        .to_string();
+    assert_eq!(run.len(), 32, "{said}");
+    assert!(
+        script.contains(&format!("HPCS_RUN_IDS=('{run}')\n")),
+        "{script}"
+    );
     // An archive may not take the results directory's name.
     let named = format!("{}:results", s(&e.p("data.hpcs")));
     let out = hpcs_job(&[
@@ -603,12 +617,24 @@ fn a_pinned_job_mounts_only_the_archive_it_was_generated_for() {
         s(&unpinned),
     ]);
     assert!(out.status.success());
-    let job = e.job(&mount, &root, &app, &[]);
+    let res = e.p("res");
+    let job = e.job(
+        &mount,
+        &root,
+        &app,
+        &["--results", s(&res), "--results-recipient", &e.recipient],
+    );
     let text = fs::read_to_string(&job).unwrap();
     assert!(
         text.contains("HPCS_PINS=('hpcspin1-"),
         "the script carries the pin"
     );
+    let run_id = text
+        .split("HPCS_RUN_IDS=('")
+        .nth(1)
+        .and_then(|t| t.split('\'').next())
+        .expect("a run id")
+        .to_string();
     let run = |job: &Path| {
         let _ = fs::remove_file(&log);
         let out = Command::new("bash")
@@ -629,6 +655,14 @@ fn a_pinned_job_mounts_only_the_archive_it_was_generated_for() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(read, "genuine\n");
+    // The results run is the one fixed in the script.
+    assert!(
+        res.join(format!("manifest-{run_id}.age")).exists(),
+        "{run_id}"
+    );
+    // (a run id is used once: the same script refuses to run again into
+    // the same directory, 39; clear it for the substitution runs)
+    fs::remove_dir_all(&res).unwrap();
 
     let foreign = e.pack("foreign.hpcs", b"evil\n");
     for substitute in [&foreign, &older] {

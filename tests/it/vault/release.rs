@@ -218,3 +218,38 @@ fn older_archive_of_the_same_dataset_is_refused() {
     let (key, _) = release(&site, &agent, &v2).expect("the current version opens");
     assert_reads(&v2, &key);
 }
+
+/// Issue 11, problem 1 in Vault mode: bob packs his own dataset, allows
+/// alice's job to read it and puts it where alice's job expects
+/// alice/genome. Unpinned, alice's job mounts it; with `--vault-dataset`
+/// or `--pin` it is refused with 18 and nothing is mounted or run.
+#[test]
+fn a_pinned_vault_mount_refuses_an_archive_of_another_dataset() {
+    let Some((site, genome, agent)) = Site::with_genome("pinned_dataset") else {
+        return;
+    };
+    let mut c = site.pack_user("bob", &["pack"]);
+    c.arg(&site.src).arg("-o").arg(site.path("bobs.hpcs"));
+    c.args(["--vault", "--dataset", "trap", "--allow", JOB_A, "-q"]);
+    assert_ok(&c.output().unwrap(), "bob packs bob/trap for alice's job");
+    let bobs = site.path("bobs.hpcs");
+    assert_eq!(archive_ref(&bobs).0.dataset, "bob/trap");
+    let pin_of = |p: &std::path::Path| {
+        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(p).unwrap())
+            .unwrap()
+            .header()
+            .pin()
+            .to_string()
+    };
+    let pin = pin_of(&genome);
+
+    assert_mounted_and_read(&mount_cat(&site, &agent, &bobs, &[]));
+    for expect in [["--vault-dataset", "alice/genome"], ["--pin", pin.as_str()]] {
+        let o = mount_cat(&site, &agent, &bobs, &expect);
+        let err = assert_code(&o, exit::ARCHIVE_PIN, "another dataset");
+        assert!(err.contains("not the expected"), "{err}");
+        assert!(o.stdout.is_empty());
+    }
+    let both = ["--vault-dataset", "alice/genome", "--pin", pin.as_str()];
+    assert_mounted_and_read(&mount_cat(&site, &agent, &genome, &both));
+}

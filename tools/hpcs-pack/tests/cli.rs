@@ -269,7 +269,14 @@ fn rewrap_changes_recipients_not_data() {
     let (id2, r2) = age_keygen(d.path(), "id2.txt");
     let src = sample_tree(d.path());
     let a = d.path().join("a.hpcs");
-    ok(&pack_cmd(&["pack", s(&src), "-o", s(&a), "-r", &r1, "-q"]));
+    let out = pack_cmd(&["pack", s(&src), "-o", s(&a), "-r", &r1]);
+    let said = String::from_utf8_lossy(&ok(&out).stderr).into_owned();
+    let pin = inspected_pin(&a);
+    assert!(pin.starts_with("hpcspin1-") && pin.len() == 35, "{pin}");
+    assert!(
+        said.contains(&format!("pin: {pin}")),
+        "pack prints the pin: {said}"
+    );
     let before = std::fs::read(&a).unwrap();
     fails_with(
         &pack_cmd(&["verify", s(&a), "-i", s(&id2)]),
@@ -327,6 +334,38 @@ fn rewrap_changes_recipients_not_data() {
     ]));
     ok(&pack_cmd(&["verify", s(&b), "-i", s(&id1), "-q"]));
     fails_with(&pack_cmd(&["verify", s(&a), "-i", s(&id1)]), 12, "none");
+    // Rewrap keeps the pin (same id and key); the same tree packed again
+    // (new id, new key) has another.
+    assert_eq!(
+        (inspected_pin(&a), inspected_pin(&b)),
+        (pin.clone(), pin.clone())
+    );
+    ok(&pack_cmd(&[
+        "pack",
+        s(&src),
+        "-o",
+        s(&b),
+        "-r",
+        &r1,
+        "-q",
+        "--force",
+    ]));
+    assert_ne!(inspected_pin(&b), pin);
+}
+
+/// The pin `inspect` prints (text), checked against `inspect --json`.
+fn inspected_pin(a: &Path) -> String {
+    let text = String::from_utf8(ok(&pack_cmd(&["inspect", s(a)])).stdout.clone()).unwrap();
+    let pin = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pin:"))
+        .expect("inspect prints a pin")
+        .trim()
+        .to_string();
+    let json =
+        String::from_utf8(ok(&pack_cmd(&["inspect", s(a), "--json"])).stdout.clone()).unwrap();
+    assert!(json.contains(&format!("\"pin\":\"{pin}\"")), "{json}");
+    pin
 }
 
 #[test]

@@ -94,6 +94,10 @@ pub const SPIFFE_UNAVAILABLE: u8 = 47;
 pub const VAULT_CONFIG: u8 = 48;
 /// Vault: no usable login on the secure device (no token, or login refused).
 pub const VAULT_LOGIN: u8 = 49;
+/// hpcs-mount: memory for plaintext and keys cannot be locked in RAM (the
+/// locked-memory limit, `ulimit -l`, is too small), and
+/// `--allow-unlocked-memory` was not given.
+pub const MEMORY_LOCK: u8 = 54;
 /// Interrupted by SIGINT or SIGTERM.
 pub const INTERRUPTED: u8 = 130;
 
@@ -217,6 +221,10 @@ pub const TABLE: &[(u8, &str)] = &[
     (
         VAULT_LOGIN,
         "no usable Vault login on this device (token missing, expired or refused)",
+    ),
+    (
+        MEMORY_LOCK,
+        "hpcs-mount: decrypted data cannot be locked in RAM (ulimit -l too small; see --allow-unlocked-memory)",
     ),
     (
         INTERRUPTED,

@@ -9,14 +9,26 @@
 //! non-dumpable and sets its core limit to zero; [`lock_all_memory`] locks
 //! every page the process touches when it is privileged or unlimited (that is
 //! what keeps the cipher contexts held by the archive reader out of swap).
-//! Nothing here panics or aborts when locking is refused: callers get a
-//! warning to show, and the memory is still usable and still wiped.
+//! Nothing here panics or aborts when locking is refused. By default the
+//! memory is then still usable and still wiped, and callers decide (the
+//! mount refuses to start); after [`require_locked`] a [`Region`] that
+//! cannot be locked is an error instead, so a buffer allocated while serving
+//! (a reply buffer for a new thread) never holds plaintext unlocked.
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+/// Set by [`require_locked`]: [`Region::new`] fails when it cannot lock.
+static REQUIRE_LOCKED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, a [`Region`] that cannot be locked in RAM is not created:
+/// [`Region::new`] returns the `mlock` error instead of unlocked memory.
+pub fn require_locked() {
+    REQUIRE_LOCKED.store(true, Ordering::Relaxed);
+}
 
 /// Result of [`harden_process`]: what to restore in children, and warnings.
 #[derive(Debug, Clone, Copy)]
@@ -110,8 +122,9 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    /// Maps `len` bytes (rounded up to whole pages). Fails only when the
-    /// mapping itself fails; whether it could be locked is [`Region::is_locked`].
+    /// Maps `len` bytes (rounded up to whole pages). Fails when the mapping
+    /// fails, or when it cannot be locked after [`require_locked`]; otherwise
+    /// whether it could be locked is [`Region::is_locked`].
     pub fn new(len: usize) -> io::Result<Region> {
         let page = page_size();
         let len = len.max(1).div_ceil(page) * page;
@@ -137,6 +150,15 @@ impl Region {
             libc::syscall(libc::SYS_mlock2, p, len, libc::MLOCK_ONFAULT) == 0
                 || libc::mlock(p, len) == 0
         };
+        if !locked && REQUIRE_LOCKED.load(Ordering::Relaxed) {
+            let e = io::Error::last_os_error();
+            // SAFETY: the mapping just created, never handed out.
+            unsafe { libc::munmap(p, len) };
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot lock {len} bytes in RAM: {e} (ulimit -l)"),
+            ));
+        }
         Ok(Region {
             ptr,
             len,

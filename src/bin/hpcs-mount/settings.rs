@@ -187,6 +187,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             ready_fd: cli.ready_fd,
             pidfile: cli.pidfile,
             output,
+            allow_unlocked_memory: cli.allow_unlocked_memory,
         },
     })
 }

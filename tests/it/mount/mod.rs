@@ -55,6 +55,7 @@ macro_rules! need_fuse {
 mod ceilings;
 mod failures;
 mod lifecycle;
+mod memory;
 mod reads;
 
 /// A packed sample: source tree, archive, identity, empty mount point.

@@ -104,6 +104,77 @@ pub fn lock_all_memory() -> bool {
     unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) == 0 }
 }
 
+/// Marks every private anonymous mapping of the process `MADV_DONTDUMP`,
+/// except the main thread's stack (`[stack]`): the malloc heap and arenas
+/// (the tree of names, the index, cipher contexts, age and Vault buffers),
+/// thread stacks, and large buffers dependencies map themselves (fuser's
+/// 16 MiB receive buffer per FUSE thread). Reserved but unused parts of a
+/// mapping keep the mark when they come into use; mappings made later need
+/// another call ([`exclude_from_dumps_every`]). Returns how many mappings
+/// were marked. This only keeps them out of core dumps (gcore by root): it
+/// neither locks nor wipes them.
+pub fn exclude_from_dumps() -> usize {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return 0;
+    };
+    maps.lines()
+        .filter_map(anonymous_mapping)
+        .filter(|&(start, end)| {
+            // SAFETY: a mapping of this process listed by the kernel;
+            // MADV_DONTDUMP changes only its dump flag, never its contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTDUMP) == 0
+            }
+        })
+        .count()
+}
+
+/// The range of a `/proc/self/maps` line if it is a private anonymous
+/// mapping other than the main stack and the kernel's special ones.
+fn anonymous_mapping(line: &str) -> Option<(usize, usize)> {
+    let mut f = line.split_ascii_whitespace();
+    let (range, perms, _offset, _dev, inode) =
+        (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+    let name = f.next().unwrap_or("");
+    let anonymous = name.is_empty()
+        || name == "[heap]"
+        || name.starts_with("[anon")
+        || name.starts_with("[stack:");
+    if inode != "0" || !perms.ends_with('p') || !anonymous {
+        return None;
+    }
+    let (start, end) = range.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    (end > start).then_some((start, end))
+}
+
+/// Runs [`exclude_from_dumps`] now and then every `period` in a thread of
+/// its own for the life of the process, so mappings made while serving
+/// (a new thread's stack and malloc arena, a grown heap) are marked too.
+pub fn exclude_from_dumps_every(period: Duration) -> io::Result<()> {
+    exclude_from_dumps();
+    std::thread::Builder::new()
+        .name("hpcs-nodump".into())
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            exclude_from_dumps();
+        })
+        .map(|_| ())
+}
+
+/// Zeroes 256 KiB of the calling thread's stack below the current frame:
+/// call it on the main thread after the archive is opened, so key material
+/// left in dead stack frames does not stay in the one mapping
+/// [`exclude_from_dumps`] leaves in core dumps.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut buf = [0u8; 256 << 10];
+    // SAFETY: a local array we own.
+    unsafe { wipe(buf.as_mut_ptr(), buf.len()) };
+    std::hint::black_box(&mut buf);
+}
+
 /// An anonymous mapping kept out of core dumps, locked when possible, and
 /// wiped (up to the highest byte ever handed out) before it is unmapped.
 pub struct Region {
@@ -370,6 +441,57 @@ mod tests {
         assert!(r.len() >= 10 && r.len().is_multiple_of(page_size()));
         r.as_mut_slice()[..4].copy_from_slice(b"abcd");
         assert_eq!(&r.as_slice()[..4], b"abcd");
+    }
+
+    #[test]
+    fn anonymous_mappings_are_found_and_marked() {
+        let heap =
+            "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]";
+        assert_eq!(
+            anonymous_mapping(heap),
+            Some((0x55d0c0a00000, 0x55d0c0a21000))
+        );
+        let anon = "7f1c2c000000-7f1c30000000 ---p 00000000 00:00 0 ";
+        assert_eq!(
+            anonymous_mapping(anon),
+            Some((0x7f1c2c000000, 0x7f1c30000000))
+        );
+        for other in [
+            "7ffd1e9e0000-7ffd1ea01000 rw-p 00000000 00:00 0                          [stack]",
+            "7ffd1eb5c000-7ffd1eb60000 r--p 00000000 00:00 0                          [vvar]",
+            "7f1c3a000000-7f1c3a028000 r--p 00000000 fe:00 1234                       /usr/lib/libc.so.6",
+            "7f1c3b000000-7f1c3b001000 rw-s 00000000 00:01 77                         /dev/zero (deleted)",
+        ] {
+            assert_eq!(anonymous_mapping(other), None, "{other}");
+        }
+        // A fresh mapping is marked: its smaps VmFlags gain "dd".
+        let v = vec![1u8; 4 << 20];
+        assert!(exclude_from_dumps() > 0);
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let addr = v.as_ptr() as usize;
+        let flags = smaps_flags_of(&smaps, addr).expect("the vec's mapping");
+        assert!(flags.split(' ').any(|f| f == "dd"), "{flags}");
+    }
+
+    /// The VmFlags line of the mapping holding `addr` in smaps text.
+    fn smaps_flags_of(smaps: &str, addr: usize) -> Option<&str> {
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                if inside {
+                    return Some(flags.trim());
+                }
+            } else if let Some((range, _)) = line.split_once(' ') {
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) =
+                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                    {
+                        inside = (a..b).contains(&addr);
+                    }
+                }
+            }
+        }
+        None
     }
 
     #[test]

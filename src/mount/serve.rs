@@ -155,6 +155,8 @@ where
     let mountpoint = check_mountpoint(&s.mountpoint)?;
     let warned_unlocked = !locked_all && fit_cache(&mut s.fs, s.allow_unlocked_memory)?;
     let archives = open()?;
+    // Dead frames of unlocking held key material.
+    secmem::scrub_stack();
     if let Ok(Event::Signal(sig, _)) = rx.try_recv() {
         return Err(Fail::new(
             exit::INTERRUPTED,
@@ -246,6 +248,11 @@ where
         }
     };
     set_kernel_readahead(dev, s.kernel_readahead);
+    // Names, index, key schedules and fuser's receive buffers live in the
+    // heap and in mappings of their own: keep them out of core dumps.
+    if let Err(e) = secmem::exclude_from_dumps_every(Duration::from_millis(200)) {
+        warn!("cannot start the dump-exclusion thread: {e}");
+    }
     info!("mounted on {}", mountpoint.display());
 
     let mut child_pid = None;

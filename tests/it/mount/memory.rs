@@ -150,3 +150,127 @@ fn a_cache_the_kernel_will_not_lock_is_refused() {
     assert!(out.stdout.is_empty(), "the command ran");
     assert!(!mounted(&s.mnt));
 }
+
+/// The private anonymous mappings of `pid`, but its main stack, that are
+/// not excluded from core dumps (no "dd" in their smaps VmFlags).
+fn dumped_anonymous(pid: u32) -> Vec<String> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut header: Option<&str> = None;
+    let mut out = Vec::new();
+    for line in smaps.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if let Some(h) = header.take() {
+                if !flags.split_ascii_whitespace().any(|f| f == "dd") {
+                    out.push(h.to_string());
+                }
+            }
+            continue;
+        }
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        let is_header = f
+            .first()
+            .and_then(|r| r.split_once('-'))
+            .is_some_and(|(a, b)| {
+                u64::from_str_radix(a, 16).is_ok() && u64::from_str_radix(b, 16).is_ok()
+            });
+        if is_header {
+            let name = f.get(5).copied().unwrap_or("");
+            let anon = f.len() >= 5
+                && f[4] == "0"
+                && f[1].ends_with('p')
+                && (name.is_empty() || name == "[heap]" || name.starts_with("[anon"));
+            header = anon.then_some(line);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_core_of_the_daemon_holds_no_canary() {
+    need_fuse!();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping gcore test: gcore of a non-dumpable daemon needs root");
+        return;
+    }
+    let has_gcore = Command::new("gcore").arg("--version").output().is_ok();
+    if !has_gcore {
+        assert_ne!(
+            std::env::var("HPCS_REQUIRE_FUSE").as_deref(),
+            Ok("1"),
+            "gcore (gdb) is missing; tools/setup.sh installs it"
+        );
+        eprintln!("skipping gcore test: gcore (gdb) is missing");
+        return;
+    }
+    const CONTENT: &str = "CANARY_CONTENT_5e1f0c2a";
+    const DIR: &str = "CANARY_DIRNAME_93ab71d4";
+    const RESULT_NAME: &str = "CANARY_RESULTNAME_0d7c44e9";
+    const RESULT_TEXT: &str = "CANARY_RESULTTEXT_b2f6a813";
+    // In ordinary memory: the daemon's argv (the log file's name) sits on
+    // its main stack, which stays in the core. Finding it proves the core
+    // holds the daemon's memory and the search works.
+    const CONTROL: &str = "CANARY_CONTROL_7a90e3f1";
+    let s = Sample::new(65536, |src| {
+        std::fs::create_dir(src.join(DIR)).unwrap();
+        std::fs::write(src.join(DIR).join("f.txt"), CONTENT.repeat(1000)).unwrap();
+    });
+    let out_dir = s.dir.path().join("results");
+    std::fs::create_dir(&out_dir).unwrap();
+    let (_, recipient) = identity_file(s.dir.path(), "out-id.txt");
+    let args: Vec<String> = vec![
+        "--archive".into(),
+        format!("data={}", s.archive.display()),
+        "--output".into(),
+        format!("res={}", out_dir.display()),
+        "--output-recipient".into(),
+        recipient,
+        s.mnt.display().to_string(),
+        "-i".into(),
+        s.identity.display().to_string(),
+    ];
+    let log = s.dir.path().join(format!("{CONTROL}.log"));
+    let m = Mounted::start(&args, &s.mnt, &log);
+
+    let got = std::fs::read_to_string(s.mnt.join("data").join(DIR).join("f.txt")).unwrap();
+    assert_eq!(got, CONTENT.repeat(1000));
+    let names: Vec<_> = std::fs::read_dir(s.mnt.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(names.iter().any(|n| n == DIR), "{names:?}");
+    std::fs::write(
+        s.mnt.join("res").join(RESULT_NAME),
+        RESULT_TEXT.repeat(1000),
+    )
+    .unwrap();
+
+    // Mappings made while serving are marked within a sweep period.
+    wait_until("every anonymous mapping excluded from dumps", || {
+        dumped_anonymous(m.pid()).is_empty()
+    });
+    let core_base = s.dir.path().join("core");
+    let out = Command::new("gcore")
+        .arg("-o")
+        .arg(&core_base)
+        .arg(m.pid().to_string())
+        .output()
+        .unwrap();
+    let core_path = s.dir.path().join(format!("core.{}", m.pid()));
+    assert!(
+        core_path.exists(),
+        "gcore wrote no core: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let core = std::fs::read(&core_path).unwrap();
+    std::fs::remove_file(&core_path).unwrap();
+    let has = |needle: &str| core.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        has(CONTROL),
+        "control canary missing: the core is not the daemon's memory"
+    );
+    for c in [CONTENT, DIR, RESULT_NAME, RESULT_TEXT] {
+        assert!(!has(c), "{c} is in a core dump of the daemon");
+    }
+    m.finish();
+}

@@ -175,6 +175,53 @@ pub fn scrub_stack() {
     std::hint::black_box(&mut buf);
 }
 
+/// A global allocator that zeroes every block before handing it back to
+/// `A` (the system allocator by default), and moves blocks on `realloc` so
+/// the old one is zeroed too: whatever a dependency keeps in the Rust heap
+/// (age's 64 KiB `StreamWriter` chunk, fuser's receive buffers, serde
+/// values of Vault responses, the index plaintext and the tree of names,
+/// RustCrypto cipher contexts) is wiped when it is dropped. hpcs-mount
+/// installs it (`#[global_allocator]`); it wipes, it does not lock.
+pub struct WipingAlloc<A = std::alloc::System>(pub A);
+
+// SAFETY: every method forwards to `A` with the same layout; blocks are
+// zeroed only while still owned (before `A::dealloc`), within their size.
+unsafe impl<A: std::alloc::GlobalAlloc> std::alloc::GlobalAlloc for WipingAlloc<A> {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { self.0.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as above.
+        unsafe { self.0.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` is a live block of `layout.size()` bytes owned by
+        // the caller, who gives it up here.
+        unsafe {
+            wipe(ptr, layout.size());
+            self.0.dealloc(ptr, layout);
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees `new_size` with `layout.align()` is
+        // a valid layout; the new block is fresh, the old one live.
+        unsafe {
+            let new_layout =
+                std::alloc::Layout::from_size_align_unchecked(new_size, layout.align());
+            let new = self.0.alloc(new_layout);
+            if !new.is_null() {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+            new
+        }
+    }
+}
+
 /// An anonymous mapping kept out of core dumps, locked when possible, and
 /// wiped (up to the highest byte ever handed out) before it is unmapped.
 pub struct Region {
@@ -492,6 +539,48 @@ mod tests {
             }
         }
         None
+    }
+
+    /// Checks on every `dealloc` that the block it gets back is all zeros.
+    struct ExpectZeros(std::sync::atomic::AtomicUsize);
+
+    // SAFETY: forwards to System.
+    unsafe impl std::alloc::GlobalAlloc for ExpectZeros {
+        unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+            // SAFETY: passed on.
+            unsafe { std::alloc::System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+            // SAFETY: the block is still live here.
+            let zero = unsafe { std::slice::from_raw_parts(p, l.size()) }
+                .iter()
+                .all(|&b| b == 0);
+            assert!(zero, "a block came back unwiped");
+            self.0.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: passed on.
+            unsafe { std::alloc::System.dealloc(p, l) }
+        }
+    }
+
+    #[test]
+    fn the_wiping_allocator_wipes_on_free_and_on_realloc() {
+        use std::alloc::{GlobalAlloc, Layout};
+        let a = WipingAlloc(ExpectZeros(AtomicUsize::new(0)));
+        let l = Layout::from_size_align(100, 8).unwrap();
+        // SAFETY: fresh blocks of the sizes asked for, freed once.
+        unsafe {
+            let p = a.alloc(l);
+            std::ptr::write_bytes(p, 0xAB, 100);
+            let q = a.realloc(p, l, 1000);
+            assert_eq!(*q.add(99), 0xAB, "contents kept");
+            std::ptr::write_bytes(q, 0xCD, 1000);
+            a.dealloc(q, Layout::from_size_align(1000, 8).unwrap());
+        }
+        assert_eq!(
+            a.0 .0.load(Ordering::Relaxed),
+            2,
+            "old and new block both freed"
+        );
     }
 
     #[test]

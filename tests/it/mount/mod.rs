@@ -57,6 +57,7 @@ mod ceilings;
 mod failures;
 mod lifecycle;
 mod pins;
+mod memory;
 mod reads;
 mod scratch;
 

@@ -5,18 +5,32 @@
 //! (`mlock2(MLOCK_ONFAULT)`, so untouched pages cost nothing), and wiped
 //! before it is unmapped. [`SlotArena`] cuts one region into fixed-size slots
 //! for the FUSE plaintext cache; a [`Slot`] is wiped when it is released, so
-//! evicted plaintext never lingers. [`harden_process`] makes the process
+//! evicted plaintext never lingers, and [`SlotArena::populate_ahead`] keeps
+//! the arena faulted in a little ahead of the slots in use (from a
+//! background thread). [`harden_process`] makes the process
 //! non-dumpable and sets its core limit to zero; [`lock_all_memory`] locks
 //! every page the process touches when it is privileged or unlimited (that is
 //! what keeps the cipher contexts held by the archive reader out of swap).
-//! Nothing here panics or aborts when locking is refused: callers get a
-//! warning to show, and the memory is still usable and still wiped.
+//! Nothing here panics or aborts when locking is refused. By default the
+//! memory is then still usable and still wiped, and callers decide (the
+//! mount refuses to start); after [`require_locked`] a [`Region`] that
+//! cannot be locked is an error instead, so a buffer allocated while serving
+//! (a reply buffer for a new thread) never holds plaintext unlocked.
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+/// Set by [`require_locked`]: [`Region::new`] fails when it cannot lock.
+static REQUIRE_LOCKED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, a [`Region`] that cannot be locked in RAM is not created:
+/// [`Region::new`] returns the `mlock` error instead of unlocked memory.
+pub fn require_locked() {
+    REQUIRE_LOCKED.store(true, Ordering::Relaxed);
+}
 
 /// Result of [`harden_process`]: what to restore in children, and warnings.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +106,124 @@ pub fn lock_all_memory() -> bool {
     unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) == 0 }
 }
 
+/// Marks every private anonymous mapping of the process `MADV_DONTDUMP`,
+/// except the main thread's stack (`[stack]`): the malloc heap and arenas
+/// (the tree of names, the index, cipher contexts, age and Vault buffers),
+/// thread stacks, and large buffers dependencies map themselves (fuser's
+/// 16 MiB receive buffer per FUSE thread). Reserved but unused parts of a
+/// mapping keep the mark when they come into use; mappings made later need
+/// another call ([`exclude_from_dumps_every`]). Returns how many mappings
+/// were marked. This only keeps them out of core dumps (gcore by root): it
+/// neither locks nor wipes them.
+pub fn exclude_from_dumps() -> usize {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return 0;
+    };
+    maps.lines()
+        .filter_map(anonymous_mapping)
+        .filter(|&(start, end)| {
+            // SAFETY: a mapping of this process listed by the kernel;
+            // MADV_DONTDUMP changes only its dump flag, never its contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTDUMP) == 0
+            }
+        })
+        .count()
+}
+
+/// The range of a `/proc/self/maps` line if it is a private anonymous
+/// mapping other than the main stack and the kernel's special ones.
+fn anonymous_mapping(line: &str) -> Option<(usize, usize)> {
+    let mut f = line.split_ascii_whitespace();
+    let (range, perms, _offset, _dev, inode) =
+        (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+    let name = f.next().unwrap_or("");
+    let anonymous = name.is_empty()
+        || name == "[heap]"
+        || name.starts_with("[anon")
+        || name.starts_with("[stack:");
+    if inode != "0" || !perms.ends_with('p') || !anonymous {
+        return None;
+    }
+    let (start, end) = range.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    (end > start).then_some((start, end))
+}
+
+/// Runs [`exclude_from_dumps`] now and then every `period` in a thread of
+/// its own for the life of the process, so mappings made while serving
+/// (a new thread's stack and malloc arena, a grown heap) are marked too.
+pub fn exclude_from_dumps_every(period: Duration) -> io::Result<()> {
+    exclude_from_dumps();
+    std::thread::Builder::new()
+        .name("hpcs-nodump".into())
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            exclude_from_dumps();
+        })
+        .map(|_| ())
+}
+
+/// Zeroes 256 KiB of the calling thread's stack below the current frame:
+/// call it on the main thread after the archive is opened, so key material
+/// left in dead stack frames does not stay in the one mapping
+/// [`exclude_from_dumps`] leaves in core dumps.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut buf = [0u8; 256 << 10];
+    // SAFETY: a local array we own.
+    unsafe { wipe(buf.as_mut_ptr(), buf.len()) };
+    std::hint::black_box(&mut buf);
+}
+
+/// A global allocator that zeroes every block before handing it back to
+/// `A` (the system allocator by default), and moves blocks on `realloc` so
+/// the old one is zeroed too: whatever a dependency keeps in the Rust heap
+/// (age's 64 KiB `StreamWriter` chunk, fuser's receive buffers, serde
+/// values of Vault responses, the index plaintext and the tree of names,
+/// RustCrypto cipher contexts) is wiped when it is dropped. hpcs-mount
+/// installs it (`#[global_allocator]`); it wipes, it does not lock.
+pub struct WipingAlloc<A = std::alloc::System>(pub A);
+
+// SAFETY: every method forwards to `A` with the same layout; blocks are
+// zeroed only while still owned (before `A::dealloc`), within their size.
+unsafe impl<A: std::alloc::GlobalAlloc> std::alloc::GlobalAlloc for WipingAlloc<A> {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { self.0.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as above.
+        unsafe { self.0.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` is a live block of `layout.size()` bytes owned by
+        // the caller, who gives it up here.
+        unsafe {
+            wipe(ptr, layout.size());
+            self.0.dealloc(ptr, layout);
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees `new_size` with `layout.align()` is
+        // a valid layout; the new block is fresh, the old one live.
+        unsafe {
+            let new_layout =
+                std::alloc::Layout::from_size_align_unchecked(new_size, layout.align());
+            let new = self.0.alloc(new_layout);
+            if !new.is_null() {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+            new
+        }
+    }
+}
+
 /// An anonymous mapping kept out of core dumps, locked when possible, and
 /// wiped (up to the highest byte ever handed out) before it is unmapped.
 pub struct Region {
@@ -110,8 +242,9 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    /// Maps `len` bytes (rounded up to whole pages). Fails only when the
-    /// mapping itself fails; whether it could be locked is [`Region::is_locked`].
+    /// Maps `len` bytes (rounded up to whole pages). Fails when the mapping
+    /// fails, or when it cannot be locked after [`require_locked`]; otherwise
+    /// whether it could be locked is [`Region::is_locked`].
     pub fn new(len: usize) -> io::Result<Region> {
         let page = page_size();
         let len = len.max(1).div_ceil(page) * page;
@@ -137,6 +270,15 @@ impl Region {
             libc::syscall(libc::SYS_mlock2, p, len, libc::MLOCK_ONFAULT) == 0
                 || libc::mlock(p, len) == 0
         };
+        if !locked && REQUIRE_LOCKED.load(Ordering::Relaxed) {
+            let e = io::Error::last_os_error();
+            // SAFETY: the mapping just created, never handed out.
+            unsafe { libc::munmap(p, len) };
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot lock {len} bytes in RAM: {e} (ulimit -l)"),
+            ));
+        }
         Ok(Region {
             ptr,
             len,
@@ -172,6 +314,27 @@ impl Region {
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: as above; no `&mut` exists while `&self` is borrowed.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Faults in (and, where locking took, locks) the pages of
+    /// `[offset, offset + len)` now with `MADV_POPULATE_WRITE` (Linux 5.14+),
+    /// without touching their contents, so later writes there take no page
+    /// fault. Best effort: false when the kernel refused.
+    pub fn populate(&self, offset: usize, len: usize) -> bool {
+        let end = offset.saturating_add(len).min(self.len);
+        if offset >= end {
+            return true;
+        }
+        // SAFETY: [ptr + offset, ptr + end) lies inside the live mapping;
+        // MADV_POPULATE_WRITE only faults pages in, never changes data that
+        // is there (pages in use by a slot keep their bytes).
+        unsafe {
+            libc::madvise(
+                self.ptr.as_ptr().add(offset).cast(),
+                end - offset,
+                libc::MADV_POPULATE_WRITE,
+            ) == 0
+        }
     }
 
     fn mark_dirty(&self, end: usize) {
@@ -217,6 +380,25 @@ fn page_size() -> usize {
     }
 }
 
+/// How far ahead of the highest slot handed out the arena is faulted in.
+const POPULATE_AHEAD: usize = 32 << 20;
+/// Bytes faulted in per `madvise` call (short holds of the mm's lock).
+const POPULATE_PIECE: usize = 1 << 20;
+
+/// Faulting an arena in ahead of use (see [`SlotArena::populate_ahead`]).
+#[derive(Default)]
+struct Ahead {
+    /// On until the kernel refuses (or there is no thread doing it).
+    on: AtomicBool,
+    /// Bytes from the start already faulted in.
+    done: AtomicUsize,
+    /// End of the highest slot handed out so far.
+    high: AtomicUsize,
+    /// More is wanted; the thread waits on `wanted`.
+    pending: Mutex<bool>,
+    wanted: Condvar,
+}
+
 /// A region cut into `count` slots of `stride` bytes, handed out as [`Slot`]s.
 pub struct SlotArena {
     region: Region,
@@ -224,6 +406,7 @@ pub struct SlotArena {
     count: usize,
     free: Mutex<Vec<u32>>,
     freed: Condvar,
+    ahead: Arc<Ahead>,
 }
 
 impl SlotArena {
@@ -243,6 +426,7 @@ impl SlotArena {
             count,
             free: Mutex::new(free),
             freed: Condvar::new(),
+            ahead: Arc::default(),
         }))
     }
 
@@ -269,12 +453,80 @@ impl SlotArena {
     /// A free slot, if any.
     pub fn try_alloc(self: &Arc<Self>) -> Option<Slot> {
         let idx = self.free.lock().ok()?.pop()?;
-        self.region
-            .mark_dirty((idx as usize + 1).saturating_mul(self.stride));
+        let end = (idx as usize + 1).saturating_mul(self.stride);
+        self.region.mark_dirty(end);
+        let a = &self.ahead;
+        if a.on.load(Ordering::Relaxed)
+            && end.saturating_add(POPULATE_AHEAD / 2) > a.done.load(Ordering::Relaxed)
+            && a.high.fetch_max(end, Ordering::Relaxed) < end
+        {
+            if let Ok(mut p) = a.pending.lock() {
+                *p = true;
+            }
+            a.wanted.notify_one();
+        }
         Some(Slot {
             arena: Arc::clone(self),
             idx,
         })
+    }
+
+    /// Starts a thread that keeps the arena faulted in (`MADV_POPULATE_WRITE`,
+    /// [`Region::populate`]) [`POPULATE_AHEAD`] bytes beyond the highest slot
+    /// handed out, so loading a chunk into a fresh slot takes no page fault
+    /// (page faults were ~6 % of the daemon's CPU during the first pass
+    /// through a fresh cache, clearing and mapping each new page one trap at
+    /// a time), while memory the cache never reaches is never touched (a
+    /// mount that reads a few files does not pay for its whole cache). The
+    /// thread ends with the arena, or at the first refusal (an old kernel):
+    /// pages then fault in on first use, as without it.
+    pub fn populate_ahead(self: &Arc<Self>) -> io::Result<()> {
+        let a = Arc::clone(&self.ahead);
+        let arena = Arc::downgrade(self);
+        a.on.store(true, Ordering::Relaxed);
+        let started = std::thread::Builder::new()
+            .name("hpcs-populate".into())
+            .spawn(move || loop {
+                let Some(arena) = arena.upgrade() else { return };
+                let len = arena.region.len();
+                let done = a.done.load(Ordering::Relaxed);
+                if done >= len {
+                    return;
+                }
+                let target = a
+                    .high
+                    .load(Ordering::Relaxed)
+                    .saturating_add(POPULATE_AHEAD);
+                if done < target.min(len) {
+                    let n = POPULATE_PIECE.min(len - done);
+                    if !arena.region.populate(done, n) {
+                        a.on.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                    a.done.store(done + n, Ordering::Relaxed);
+                    continue;
+                }
+                drop(arena); // do not keep the arena alive while waiting
+                let mut p = a.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if !*p {
+                    p = a
+                        .wanted
+                        .wait_timeout(p, Duration::from_secs(1))
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                }
+                *p = false;
+            });
+        if let Err(e) = started {
+            self.ahead.on.store(false, Ordering::Relaxed);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Bytes from the start of the arena faulted in ahead of use so far.
+    pub fn populated(&self) -> usize {
+        self.ahead.done.load(Ordering::Relaxed)
     }
 
     /// Waits until a slot is released or `timeout` passes.
@@ -348,6 +600,127 @@ mod tests {
         assert!(r.len() >= 10 && r.len().is_multiple_of(page_size()));
         r.as_mut_slice()[..4].copy_from_slice(b"abcd");
         assert_eq!(&r.as_slice()[..4], b"abcd");
+    }
+
+    #[test]
+    fn the_arena_is_populated_ahead_of_use_and_keeps_its_contents() {
+        // 1600 slots of 64 KiB: 100 MiB, more than POPULATE_AHEAD.
+        let a = SlotArena::new(65536, 1600).unwrap();
+        let mut s = a.try_alloc().unwrap();
+        s.as_mut_slice()[..3].copy_from_slice(b"abc");
+        a.populate_ahead().unwrap();
+        let wait_for = |bytes: usize| {
+            let t = std::time::Instant::now();
+            while a.populated() < bytes {
+                assert!(t.elapsed() < Duration::from_secs(20), "{}", a.populated());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        wait_for(POPULATE_AHEAD);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(a.populated() < a.region.len(), "no further than needed");
+        // Hand out slots up to 48 MiB: population follows.
+        let held: Vec<Slot> = (0..767).map(|_| a.try_alloc().unwrap()).collect();
+        wait_for((48 << 20) + POPULATE_AHEAD);
+        assert_eq!(&s.as_slice()[..3], b"abc", "data in a slot survives");
+        assert!(
+            a.region.populate(a.region.len(), 10),
+            "an empty range is fine"
+        );
+        drop((s, held));
+    }
+
+    #[test]
+    fn anonymous_mappings_are_found_and_marked() {
+        let heap =
+            "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]";
+        assert_eq!(
+            anonymous_mapping(heap),
+            Some((0x55d0c0a00000, 0x55d0c0a21000))
+        );
+        let anon = "7f1c2c000000-7f1c30000000 ---p 00000000 00:00 0 ";
+        assert_eq!(
+            anonymous_mapping(anon),
+            Some((0x7f1c2c000000, 0x7f1c30000000))
+        );
+        for other in [
+            "7ffd1e9e0000-7ffd1ea01000 rw-p 00000000 00:00 0                          [stack]",
+            "7ffd1eb5c000-7ffd1eb60000 r--p 00000000 00:00 0                          [vvar]",
+            "7f1c3a000000-7f1c3a028000 r--p 00000000 fe:00 1234                       /usr/lib/libc.so.6",
+            "7f1c3b000000-7f1c3b001000 rw-s 00000000 00:01 77                         /dev/zero (deleted)",
+        ] {
+            assert_eq!(anonymous_mapping(other), None, "{other}");
+        }
+        // A fresh mapping is marked: its smaps VmFlags gain "dd".
+        let v = vec![1u8; 4 << 20];
+        assert!(exclude_from_dumps() > 0);
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let addr = v.as_ptr() as usize;
+        let flags = smaps_flags_of(&smaps, addr).expect("the vec's mapping");
+        assert!(flags.split(' ').any(|f| f == "dd"), "{flags}");
+    }
+
+    /// The VmFlags line of the mapping holding `addr` in smaps text.
+    fn smaps_flags_of(smaps: &str, addr: usize) -> Option<&str> {
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                if inside {
+                    return Some(flags.trim());
+                }
+            } else if let Some((range, _)) = line.split_once(' ') {
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) =
+                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                    {
+                        inside = (a..b).contains(&addr);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks on every `dealloc` that the block it gets back is all zeros.
+    struct ExpectZeros(std::sync::atomic::AtomicUsize);
+
+    // SAFETY: forwards to System.
+    unsafe impl std::alloc::GlobalAlloc for ExpectZeros {
+        unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+            // SAFETY: passed on.
+            unsafe { std::alloc::System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+            // SAFETY: the block is still live here.
+            let zero = unsafe { std::slice::from_raw_parts(p, l.size()) }
+                .iter()
+                .all(|&b| b == 0);
+            assert!(zero, "a block came back unwiped");
+            self.0.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: passed on.
+            unsafe { std::alloc::System.dealloc(p, l) }
+        }
+    }
+
+    #[test]
+    fn the_wiping_allocator_wipes_on_free_and_on_realloc() {
+        use std::alloc::{GlobalAlloc, Layout};
+        let a = WipingAlloc(ExpectZeros(AtomicUsize::new(0)));
+        let l = Layout::from_size_align(100, 8).unwrap();
+        // SAFETY: fresh blocks of the sizes asked for, freed once.
+        unsafe {
+            let p = a.alloc(l);
+            std::ptr::write_bytes(p, 0xAB, 100);
+            let q = a.realloc(p, l, 1000);
+            assert_eq!(*q.add(99), 0xAB, "contents kept");
+            std::ptr::write_bytes(q, 0xCD, 1000);
+            a.dealloc(q, Layout::from_size_align(1000, 8).unwrap());
+        }
+        assert_eq!(
+            a.0 .0.load(Ordering::Relaxed),
+            2,
+            "old and new block both freed"
+        );
     }
 
     #[test]

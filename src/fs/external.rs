@@ -26,7 +26,7 @@ use crate::crypto::Source;
 use crate::reference::files::SegmentError;
 use crate::reference::{BoundFile, ExternalFiles};
 
-use super::cache::{Claim, Ready};
+use super::cache::{Claim, Loaded, Ready};
 use super::errors::FsError;
 use super::file::Prefetch;
 use super::reply::answer;
@@ -208,8 +208,13 @@ impl<S: Source + 'static> Inner<S> {
         let mut foreign = 0u32;
         loop {
             if let Some(e) = cache.get((key, seg)) {
-                if let Some(r) = e.wait() {
-                    return Ok(vec![(seg, r)]);
+                match e.wait() {
+                    Some(Loaded::Ready(r)) => return Ok(vec![(seg, r)]),
+                    // External segments are only ever published opened.
+                    Some(Loaded::Sealed(_)) => {
+                        return Err(Failure::internal("external segment left sealed", seg))
+                    }
+                    None => {}
                 }
                 // Another thread's load failed: try this segment alone.
                 foreign += 1;
@@ -293,7 +298,7 @@ impl<S: Source + 'static> Inner<S> {
         };
         match result {
             Ok(()) => Ok(claim
-                .publish(|i| file.plain_len(i))
+                .publish_opened(|i| file.plain_len(i))
                 .into_iter()
                 .enumerate()
                 .map(|(k, r)| (first + k as u64, r))

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use crate::crypto::Source;
 use crate::exit::{self, Fail};
+use crate::fs::scratch::Scratch;
 use crate::fs::{self as hfs, HpcsFs, MountConfig, MountedArchive};
 use crate::results::Recipients;
 use crate::{info, results, secmem, warn};
 
-use super::checks::{check_dev_fuse, check_mountpoint, fit_cache};
+use super::checks::{check_dev_fuse, check_mountpoint, fit_cache, unlockable};
 use super::daemon::{announce_ready, sd_notify, DaemonPipe};
 use super::events::{signal_thread, watch_thread, Event, Watched};
 use super::{child, unmount::unmount_path};
@@ -39,6 +40,23 @@ pub struct Plan {
     pub pidfile: Option<PathBuf>,
     /// The write-only results directory, if any.
     pub output: Option<OutputDir>,
+    /// The encrypted scratch directory, if any.
+    pub scratch: Option<ScratchDir>,
+    /// Serve even when decrypted data cannot be locked in RAM
+    /// (`--allow-unlocked-memory`); otherwise that is refused.
+    pub allow_unlocked_memory: bool,
+}
+
+/// `--scratch NAME=DIR[:SIZE]`.
+#[derive(Debug)]
+pub struct ScratchDir {
+    /// Its name under the mount root.
+    pub name: String,
+    /// Where its (nameless) backing file goes.
+    pub dir: PathBuf,
+    /// Most bytes of data it holds (ENOSPC past it); `None`: what DIR's
+    /// filesystem has room for.
+    pub limit: Option<u64>,
 }
 
 /// `--output NAME=DIR` with its recipients.
@@ -50,6 +68,8 @@ pub struct OutputDir {
     pub dir: PathBuf,
     /// Who can decrypt them (age or Crypt4GH).
     pub recipients: Recipients,
+    /// The run id fixed in advance (`--output-run`), else a random one.
+    pub run: Option<[u8; 16]>,
 }
 
 /// This node's name, for the results manifest.
@@ -84,6 +104,7 @@ fn open_output<S: Source + 'static>(
         name,
         dir,
         recipients,
+        run: fixed_run,
     } = o;
     let first = &archives[0].archive;
     let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "-".into());
@@ -101,12 +122,53 @@ fn open_output<S: Source + 'static>(
             format!("--output: cannot use {}: {e}", dir.display()),
         )
     })?;
+    let run = match fixed_run {
+        Some(r) => run.with_run_id(r),
+        None => run,
+    };
     info!(
         "results directory {name}: encrypted into {} (run {})",
         dir.display(),
         crate::util::hex(&run.info().run)
     );
     Ok((name, run))
+}
+
+/// Sets up the scratch directory: its key and its nameless backing file.
+fn open_scratch(d: ScratchDir) -> Result<Scratch, Fail> {
+    let ScratchDir { name, dir, limit } = d;
+    let (scratch, opened) = Scratch::new(name, &dir, limit).map_err(|e| {
+        Fail::new(
+            exit::SCRATCH,
+            format!(
+                "--scratch: cannot keep a scratch file in {}: {e} (give a directory on a writable local disk or parallel filesystem)",
+                dir.display()
+            ),
+        )
+    })?;
+    if opened.removed > 0 {
+        info!(
+            "scratch: removed {} leftover backing file(s) of mounts that died while creating them in {} (unreadable: their keys died with them)",
+            opened.removed,
+            dir.display()
+        );
+    }
+    if opened.named {
+        info!(
+            "scratch: {} has no O_TMPFILE; the backing file was created under a random name and unlinked at once",
+            dir.display()
+        );
+    }
+    info!(
+        "scratch directory {}: encrypted into a nameless file in {}, limit {}",
+        scratch.name(),
+        dir.display(),
+        limit.map_or("the filesystem's free space".into(), |l| format!(
+            "{} MiB",
+            l >> 20
+        ))
+    );
+    Ok(scratch)
 }
 
 /// Ready means the kernel answers: the root of the new mount is inode 1 on
@@ -150,8 +212,10 @@ where
     let locked_all = secmem::lock_all_memory();
     check_dev_fuse()?;
     let mountpoint = check_mountpoint(&s.mountpoint)?;
-    fit_cache(&mut s.fs);
+    let warned_unlocked = !locked_all && fit_cache(&mut s.fs, s.allow_unlocked_memory)?;
     let archives = open()?;
+    // Dead frames of unlocking held key material.
+    secmem::scrub_stack();
     if let Ok(Event::Signal(sig, _)) = rx.try_recv() {
         return Err(Fail::new(
             exit::INTERRUPTED,
@@ -162,10 +226,28 @@ where
         None => None,
         Some(o) => Some(open_output(o, &archives)?),
     };
-    let (fs, cache) = HpcsFs::new(archives, s.fs.clone(), output)
+    let scratch = match s.scratch.take() {
+        None => None,
+        Some(d) => Some(open_scratch(d)?),
+    };
+    let (fs, cache) = HpcsFs::new(archives, s.fs.clone(), output, scratch)
         .map_err(|e| Fail::new(exit::INTERNAL, format!("cannot set up the cache: {e}")))?;
     if !cache.locked && !locked_all {
-        warn!("the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
+        if !s.allow_unlocked_memory {
+            return Err(unlockable(&format!(
+                "the cache ({} slots of {} KiB) could not be locked (mlock refused)",
+                cache.slots,
+                cache.slot_len >> 10
+            )));
+        }
+        if !warned_unlocked {
+            warn!("--allow-unlocked-memory: the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
+        }
+    }
+    if !s.allow_unlocked_memory {
+        // Reply buffers made later (one per FUSE thread) must lock too:
+        // a read that cannot get a locked buffer fails with EIO.
+        secmem::require_locked();
     }
     #[cfg(feature = "bench-ceilings")]
     if s.fs.null_data || s.fs.no_crypt {
@@ -229,6 +311,11 @@ where
         }
     };
     set_kernel_readahead(dev, s.kernel_readahead);
+    // Names, index, key schedules and fuser's receive buffers live in the
+    // heap and in mappings of their own: keep them out of core dumps.
+    if let Err(e) = secmem::exclude_from_dumps_every(Duration::from_millis(200)) {
+        warn!("cannot start the dump-exclusion thread: {e}");
+    }
     info!("mounted on {}", mountpoint.display());
 
     let mut child_pid = None;

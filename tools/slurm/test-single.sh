@@ -11,13 +11,16 @@ run_suite() { # run_suite LABEL [extra hpcs-job flags...]
     id=$(submit "$@" --data "$SHARED/data.hpcs" --verify-input "$SHARED/verify-in.sh" \
         --verify-output "$SHARED/verify-out.sh" --app /bin/sh --app-arg -c \
         --results "$SHARED/results/%j" --results-recipient "$RECIPIENT" \
-        --app-arg 'sha256sum "$1/data/canary.txt" | tee result.txt && mkdir "$HPCS_RESULTS/out" && cp "$1/data/canary.txt" "$HPCS_RESULTS/out/canary-copy.txt"' \
+        --scratch "$WORK/scratch-%j:64M" --scratch-keep table.bin \
+        --app-arg 'sha256sum "$1/data/canary.txt" | tee result.txt && mkdir "$HPCS_RESULTS/out" && cp "$1/data/canary.txt" "$HPCS_RESULTS/out/canary-copy.txt" && test "$TMPDIR" = "$HPCS_SCRATCH" && cp "$1/data/canary.txt" "$HPCS_SCRATCH/canary-in-scratch.txt" && python3 -c "$TABLE_PY" "$HPCS_SCRATCH/table.bin"' \
         --app-arg app --app-arg '{root}')
     expect_end "$id" COMPLETED 0 "$label success"
     check "$label: results went to shared storage encrypted, with a manifest" compgen -G "$SHARED/results/$id/manifest-*.age"
     check "$label: the results verify and decrypt on the secure side" "$PACK" results decrypt -q "$SHARED/results/$id" \
         -o "$SECURE/results-$id" --archive "$SHARED/data.hpcs" -i "$SECURE/key.txt"
     check "$label: the decrypted result is what the job wrote" cmp -s "$SECURE/data/canary.txt" "$SECURE/results-$id/out/canary-copy.txt"
+    check "$label: a file written with seeks in scratch reached the results (--scratch-keep)" cmp -s "$SECURE/table.bin" "$SECURE/results-$id/table.bin"
+    check "$label: the scratch directory the job made is gone" test ! -e "$WORK/scratch-$id"
     check "$label: input verification ran on the mounted data" out_has "$id" "verify-in: manifest ok"
     check "$label: app read the canary file through the mount (sha256 matches)" out_has "$id" "$WANT_HASH"
     check "$label: output verification ran" out_has "$id" "verify-out: result present"
@@ -133,6 +136,29 @@ check "the secret script ran from the mount" out_has "$id" "secret job: ran-42"
 check "the packed input check ran from the mount" out_has "$id" "secret check: ok-42"
 check "the secret script read the data" out_has "$id" "secret job: $WANT_HASH"
 
+say "pinned job: someone replaces the secret script archive after submission (issue 11)"
+# The job script pins job.hpcs as it is now; then someone who can write the
+# shared directory packs their own run.sh to the same (public) recipient and
+# moves it over the archive before the job starts.
+cp "$SHARED/job.hpcs" "$SHARED/pinned-job.hpcs"
+"$RUN" "$JOB" -i "$SHARED/key.txt" --hpcs-mount "$MOUNT" --workdir "$WORK" --mount-root "$W/mnt/%j" \
+    --sbatch-flag="--output=$WORK/job-%j.out" --data "$SHARED/data.hpcs" \
+    --secret-script "$SHARED/pinned-job.hpcs" -o "$SHARED/pinned-stub.sh" 2>"$WORK/pinned-gen.err" ||
+    bad "hpcs-job --secret-script (pinned) failed"
+check "hpcs-job printed the pin it took" grep -q "pinned $SHARED/pinned-job.hpcs to hpcspin1-" "$WORK/pinned-gen.err"
+mkdir -p "$W/evil"
+printf '#!/bin/sh\ntouch %s/EVIL-RAN\n' "$WORK" >"$W/evil/run.sh"
+chmod 0755 "$W/evil/run.sh"
+"$PACK" pack -q "$W/evil" -o "$SHARED/evil.hpcs" -r "$RECIPIENT" || bad "packing the substitute failed"
+mv "$SHARED/evil.hpcs" "$SHARED/pinned-job.hpcs"
+id=$(HPCS_TEST_JOBTAG=$W "$RUN" sbatch --parsable "$SHARED/pinned-stub.sh")
+expect_end "$id" FAILED 201 "pinned job with a substituted secret script"
+check "the job says the archive is not the pinned one" out_has "$id" "not the one this job was pinned to"
+check "hpcs-mount said why (exit 18)" out_has "$id" "this is not the expected archive"
+check "the substitute never ran" test ! -e "$WORK/EVIL-RAN"
+check "no mount left" no_mounts
+check "no process of the job left" no_job_procs
+
 say "containers"
 id=$(submit --data "$SHARED/data.hpcs" --container "$SHARED/tools.hpcs" \
     --app '{root}/container/busybox' --app-arg sha256sum --app-arg '{root}/data/canary.txt')
@@ -160,6 +186,9 @@ if vault_or_skip "Vault + SPIFFE on one node"; then
         >"$V/bao.log" 2>&1 &
     BG_PIDS+=($!)
     export BAO_ADDR=http://127.0.0.1:8200
+    # -dev OpenBao speaks plain http: allowed here by the development switch
+    # (the multi-node tests use https with the cluster's CA).
+    export HPCS_VAULT_ALLOW_HTTP=1
     deadline=$((SECONDS + 30))
     until HOME=$V BAO_TOKEN=root "$RUN" bao status >/dev/null 2>&1; do
         ((SECONDS < deadline)) || { bad "OpenBao did not start"; break; }

@@ -78,6 +78,13 @@ pub struct ResultsArgs {
     /// --output-c4gh-recipient); --sk KEY [--passphrase-file FILE].
     #[command(flatten)]
     pub c4gh: C4ghKeyArgs,
+    /// Require exactly these runs (repeatable; the run ids hpcs-job printed,
+    /// `hpcs-mount --output-run`). Results of any other run, authentic or
+    /// not (anybody holding the archive key can write a whole run), or an
+    /// expected run without results, end with exit 19 before anything is
+    /// decrypted.
+    #[arg(long = "expect-run", value_name = "RUN")]
+    pub expect_run: Vec<String>,
 
     /// Print only problems.
     #[arg(short = 'q', long)]
@@ -91,7 +98,7 @@ pub struct ResultsDecryptArgs {
 
     /// Directory to write the results into (created if missing). With
     /// results from several mounts (e.g. several nodes), each mount's files
-    /// go under HOST-RUNID/.
+    /// go under run-RUN/.
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     pub output: PathBuf,
 

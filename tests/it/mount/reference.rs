@@ -531,3 +531,108 @@ fn tamper_matrix_every_case_eio_or_refused_never_a_wrong_byte() {
     assert!(std::fs::read(out.join("big.bin")).unwrap() == big_plain);
     assert!(std::fs::read(out.join("cut.bin")).unwrap() == cut_plain);
 }
+
+/// A reference archive is pinned like any other (issue 11's pins):
+/// `c4gh-ref` prints the pin, `inspect` shows the same, `hpcs-mount --pin`
+/// mounts it and serves the `.c4gh` file's bytes; another reference archive
+/// over the very same `.c4gh` file for the same recipient (what anyone
+/// holding the Crypt4GH key could make, e.g. pointing elsewhere) is refused
+/// with exit 18 before the command runs, and mounts without the pin.
+#[test]
+fn a_reference_archive_is_pinned_like_any_other() {
+    need_fuse!();
+    let Some(d) = setup("a_reference_archive_is_pinned_like_any_other") else {
+        return;
+    };
+    let dir = d.path();
+    let (sk, pk) = keygen(dir, "alice", None);
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let plain = Rng(5).bytes(2 * SEG + 99);
+    std::fs::write(
+        data.join("x.bin.c4gh"),
+        reference_encrypt(dir, &plain, &[&pk]),
+    )
+    .unwrap();
+    let (identity, recipient) = identity_file(dir, "id.txt");
+    let pack = |out: &Path| {
+        let o = run(Command::new(bin("hpcs-pack"))
+            .arg("c4gh-ref")
+            .arg(&data)
+            .arg("--sk")
+            .arg(&sk)
+            .arg("-o")
+            .arg(out)
+            .args(["-r", &recipient]));
+        assert!(o.status.success(), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        err.lines()
+            .find_map(|l| l.strip_prefix("pin: "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("c4gh-ref prints the pin: {err}"))
+            .to_string()
+    };
+    let genuine = dir.join("ref.hpcs");
+    let other = dir.join("other.hpcs");
+    let pin = pack(&genuine);
+    let other_pin = pack(&other);
+    assert_ne!(pin, other_pin);
+    let header_pin =
+        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(&genuine).unwrap())
+            .unwrap()
+            .header()
+            .pin()
+            .to_string();
+    assert_eq!(pin, header_pin);
+    let o = run(Command::new(bin("hpcs-pack"))
+        .arg("inspect")
+        .arg(&genuine)
+        .arg("-i")
+        .arg(&identity));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&pin),
+        "{}",
+        text(&o)
+    );
+
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let copy = dir.join("copy.bin");
+    let exec = |archive: &Path, pin: Option<&str>| {
+        let _ = std::fs::remove_file(&copy);
+        let mut args = mount_args(archive, &mnt, &identity);
+        if let Some(p) = pin {
+            args.extend(["--pin".to_string(), p.to_string()]);
+        }
+        let script = format!("cp {}/x.bin {}", mnt.display(), copy.display());
+        args.extend(["--".into(), "sh".into(), "-c".into(), script]);
+        let out = run_mount(&args);
+        assert!(!mounted(&mnt), "a mount was left behind");
+        out
+    };
+    let o = exec(&genuine, Some(&pin));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        std::fs::read(&copy).unwrap() == plain,
+        "pinned mount: wrong bytes"
+    );
+    // the other reference archive opens with the same identity...
+    let o = exec(&other, None);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(std::fs::read(&copy).unwrap() == plain);
+    // ...but not under the genuine one's pin, and nothing runs
+    let o = exec(&other, Some(&pin));
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::ARCHIVE_PIN as i32),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("not the expected archive"),
+        "{}",
+        text(&o)
+    );
+    assert!(!copy.exists(), "the command ran under a wrong pin");
+}

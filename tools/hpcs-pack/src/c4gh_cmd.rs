@@ -88,6 +88,10 @@ pub fn c4gh_ref(a: C4ghRefArgs) -> Result<(), Fail> {
             secs,
             scan.c4gh_bytes as f64 / secs / 1e6
         );
+        eprintln!(
+            "pin: {} (mount it with hpcs-mount --pin PIN, or give hpcs-job ARCHIVE@PIN)",
+            packed.header.pin()
+        );
         if !a.absolute {
             eprintln!(
                 "the archive names the files relative to its own directory: keep them together, or pack with --absolute"

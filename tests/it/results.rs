@@ -678,6 +678,36 @@ fn crypt4gh_results_decrypt_with_the_reference_and_verify() {
         out.contains("manifest authentic, 4 of 4 result(s) complete"),
         "{out}"
     );
+    // runs pinned as for age results: the run named by the manifest passes,
+    // any other is exit 19
+    let run_id = names
+        .last()
+        .unwrap()
+        .strip_prefix("manifest-")
+        .and_then(|n| n.strip_suffix(".hpcs-manifest"))
+        .unwrap()
+        .to_string();
+    let expect = |r: &str| {
+        run(Command::new(bin("hpcs-pack"))
+            .args(["results", "verify"])
+            .arg(&j.results)
+            .arg("--archive")
+            .arg(&j.archive)
+            .arg("-i")
+            .arg(&j.identity)
+            .arg("--sk")
+            .arg(&sk)
+            .args(["--expect-run", r]))
+    };
+    let o = expect(&run_id);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = expect("0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::UNEXPECTED_RUN as i32),
+        "{}",
+        text(&o)
+    );
     // without the Crypt4GH key, nothing can be checked
     let o = run(Command::new(bin("hpcs-pack"))
         .args(["results", "verify"])

@@ -56,8 +56,8 @@ macro_rules! need_fuse {
 mod ceilings;
 mod failures;
 mod lifecycle;
-mod pins;
 mod memory;
+mod pins;
 mod reads;
 mod scratch;
 

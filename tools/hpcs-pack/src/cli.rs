@@ -12,6 +12,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Show names, paths and sizes from archives and results in messages.
+    #[arg(long, global = true, long_help = hpcs::log::NAMES_HELP)]
+    pub log_names: bool,
 }
 
 pub const EXIT_HELP: &str =

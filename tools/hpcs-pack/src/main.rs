@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     hpcs::log::init("hpcs-pack", 0);
+    hpcs::log::set_names(cli.log_names);
     exit::finish(run(cli).map(|()| exit::OK))
 }
 
@@ -121,6 +122,13 @@ fn archive_fail(path: &Path, e: &hpcs::crypto::Error) -> Fail {
     )
 }
 
+/// An extract or cat failure, naming the archive first.
+fn in_archive(path: &Path, e: hpcs::extract::ExtractError) -> Fail {
+    let mut f = Fail::from(e);
+    f.msg = format!("{}: {}", path.display(), f.msg);
+    f
+}
+
 fn load_key(
     path: &Path,
     sealed: &SealedArchive<FileSource>,
@@ -181,7 +189,8 @@ fn extract(a: cli::ExtractArgs) -> Result<(), Fail> {
     }
     let archive = unlock(&a.archive, &a.id.identities)?;
     let pb = Progress::new(a.quiet, archive.data_geometry().len(), "extracting");
-    let r = hpcs::extract::extract(&archive, &a.output, &a.paths, &mut |done| pb.set(done))?;
+    let r = hpcs::extract::extract(&archive, &a.output, &a.paths, &mut |done| pb.set(done))
+        .map_err(|e| in_archive(&a.archive, e))?;
     pb.finish();
     if !a.quiet {
         eprintln!(
@@ -204,12 +213,16 @@ fn cat(a: cli::CatArgs) -> Result<(), Fail> {
     if archive.extent(id).is_none() {
         return Err(Fail::new(
             exit::BAD_PATH,
-            format!("{:?} is not a regular file in the archive", a.path),
+            format!(
+                "{}: {} is not a regular file in the archive",
+                a.archive.display(),
+                hpcs::log::Name(a.path.as_bytes())
+            ),
         ));
     }
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    hpcs::extract::cat(&archive, id, &mut w)?;
+    hpcs::extract::cat(&archive, id, &mut w).map_err(|e| in_archive(&a.archive, e))?;
     w.flush()
         .map_err(|e| Fail::new(exit::OUTPUT, format!("cannot write to stdout: {e}")))
 }

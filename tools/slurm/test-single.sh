@@ -11,13 +11,16 @@ run_suite() { # run_suite LABEL [extra hpcs-job flags...]
     id=$(submit "$@" --data "$SHARED/data.hpcs" --verify-input "$SHARED/verify-in.sh" \
         --verify-output "$SHARED/verify-out.sh" --app /bin/sh --app-arg -c \
         --results "$SHARED/results/%j" --results-recipient "$RECIPIENT" \
-        --app-arg 'sha256sum "$1/data/canary.txt" | tee result.txt && mkdir "$HPCS_RESULTS/out" && cp "$1/data/canary.txt" "$HPCS_RESULTS/out/canary-copy.txt"' \
+        --scratch "$WORK/scratch-%j:64M" --scratch-keep table.bin \
+        --app-arg 'sha256sum "$1/data/canary.txt" | tee result.txt && mkdir "$HPCS_RESULTS/out" && cp "$1/data/canary.txt" "$HPCS_RESULTS/out/canary-copy.txt" && test "$TMPDIR" = "$HPCS_SCRATCH" && cp "$1/data/canary.txt" "$HPCS_SCRATCH/canary-in-scratch.txt" && python3 -c "$TABLE_PY" "$HPCS_SCRATCH/table.bin"' \
         --app-arg app --app-arg '{root}')
     expect_end "$id" COMPLETED 0 "$label success"
     check "$label: results went to shared storage encrypted, with a manifest" compgen -G "$SHARED/results/$id/manifest-*.age"
     check "$label: the results verify and decrypt on the secure side" "$PACK" results decrypt -q "$SHARED/results/$id" \
         -o "$SECURE/results-$id" --archive "$SHARED/data.hpcs" -i "$SECURE/key.txt"
     check "$label: the decrypted result is what the job wrote" cmp -s "$SECURE/data/canary.txt" "$SECURE/results-$id/out/canary-copy.txt"
+    check "$label: a file written with seeks in scratch reached the results (--scratch-keep)" cmp -s "$SECURE/table.bin" "$SECURE/results-$id/table.bin"
+    check "$label: the scratch directory the job made is gone" test ! -e "$WORK/scratch-$id"
     check "$label: input verification ran on the mounted data" out_has "$id" "verify-in: manifest ok"
     check "$label: app read the canary file through the mount (sha256 matches)" out_has "$id" "$WANT_HASH"
     check "$label: output verification ran" out_has "$id" "verify-out: result present"
@@ -160,6 +163,9 @@ if vault_or_skip "Vault + SPIFFE on one node"; then
         >"$V/bao.log" 2>&1 &
     BG_PIDS+=($!)
     export BAO_ADDR=http://127.0.0.1:8200
+    # -dev OpenBao speaks plain http: allowed here by the development switch
+    # (the multi-node tests use https with the cluster's CA).
+    export HPCS_VAULT_ALLOW_HTTP=1
     deadline=$((SECONDS + 30))
     until HOME=$V BAO_TOKEN=root "$RUN" bao status >/dev/null 2>&1; do
         ((SECONDS < deadline)) || { bad "OpenBao did not start"; break; }

@@ -13,7 +13,9 @@
 #   1. success: input/output verification run, the app reads the data through
 #      the mount (prints the canary file's sha256, never the canary itself)
 #      and copies the canary into its encrypted results directory, which
-#      decrypts on the secure side to the same bytes;
+#      decrypts on the secure side to the same bytes; it also copies the
+#      canary into its encrypted scratch directory and builds a file there
+#      with seeks, which --scratch-keep copies into the results;
 #   2. a failing input verification aborts with exit 202 and a clear message
 #      before the app runs (the app's marker file does not exist);
 #   3. scancel of a running job leaves no hpcs-mount process and no mount;
@@ -166,6 +168,15 @@ install -m 0755 "$(command -v busybox)" "$SECURE/rootfs/bin/busybox"
 for a in sh cat sha256sum echo; do ln -s busybox "$SECURE/rootfs/bin/$a"; done
 mkdir -p "$SECURE/rootfs/data" "$SECURE/rootfs/proc" "$SECURE/rootfs/dev" "$SECURE/rootfs/tmp"
 "$PACK" pack -q "$SECURE/rootfs" -o "$SHARED/rootfs.hpcs" -r "$RECIPIENT"
+
+# A file written backwards with seeks (what the results directory refuses):
+# jobs build it in their encrypted scratch and keep it (--scratch-keep).
+export TABLE_PY='import sys
+f = open(sys.argv[1], "wb")
+for i in reversed(range(64)):
+    f.seek(i * 1000)
+    f.write(bytes([i]) * 1000)'
+python3 -c "$TABLE_PY" "$SECURE/table.bin"
 
 # Verification scripts (on shared storage; they get the mount root as $1).
 cat >"$SHARED/verify-in.sh" <<'EOF'

@@ -22,6 +22,13 @@ if [ -n "$HPCS_RESULTS_TEMPLATE" ]; then
     HPCS_RESULTS_DIR=${HPCS_RESULTS_TEMPLATE//%j/"$HPCS_JOBID"}
     HPCS_RESULTS_DIR=${HPCS_RESULTS_DIR//%u/"$HPCS_USER"}
 fi
+# The scratch directory: DIR[:SIZE] for hpcs-mount; DIR for each node to create.
+HPCS_SCRATCH_SPEC=
+if [ -n "$HPCS_SCRATCH_TEMPLATE" ]; then
+    HPCS_SCRATCH_SPEC=${HPCS_SCRATCH_TEMPLATE//%j/"$HPCS_JOBID"}
+    HPCS_SCRATCH_SPEC=${HPCS_SCRATCH_SPEC//%u/"$HPCS_USER"}
+fi
+export HPCS_SCRATCH_MKDIR=${HPCS_SCRATCH_SPEC%%:*}
 HPCS_STATE=
 HPCS_HOLDER_PID=
 HPCS_APP_PID=
@@ -49,7 +56,9 @@ hpcs_mounted() {
 # with mode 0700, in a parent directory no other user can rename it in;
 # anything else stops with 200 (another user could have planted it). Then
 # creates the mountpoint if needed (an existing one must be an empty
-# directory), runs hpcs-mount, forwards SIGTERM/SIGINT to it (it then stops
+# directory) and the scratch directory ($HPCS_SCRATCH_MKDIR, from the
+# environment: a new directory, or an existing one owned by the job's user
+# that is not a symbolic link and nobody else can write), runs hpcs-mount, forwards SIGTERM/SIGINT to it (it then stops
 # its command and unmounts), detaches the mount if hpcs-mount died without
 # unmounting (SIGKILL, OOM killer), removes the directories it created and
 # reports `hpcs-exit NODE STEP STATUS` on stdout, next to the holder's
@@ -111,7 +120,30 @@ fi
 if [ ! -d "$mp" ] || [ -n "$(ls -A -- "$mp" 2>&1)" ]; then
     hpcs_fail 200 "the mountpoint $mp is not an empty directory (another job, or a stale mount?)"
 fi
+sc=${HPCS_SCRATCH_MKDIR:-}
+if [ -n "$sc" ]; then
+    if [ ! -e "$sc" ] && [ ! -L "$sc" ]; then
+        mkdir -p -- "$(dirname -- "$sc")" && mkdir -m 0700 -- "$sc" ||
+            hpcs_fail 200 "cannot create the scratch directory $sc"
+        made=("$sc" "${made[@]}")
+    fi
+    st=$(stat -c '%u %a %F' -- "$sc" 2>/dev/null) || hpcs_fail 200 "cannot inspect the scratch directory $sc"
+    read -r uid mode kind <<<"$st"
+    if [ "$kind" != directory ] || [ "$uid" != "$me" ] || [ $((8#$mode & 8#022)) != 0 ]; then
+        hpcs_fail 200 "the scratch directory $sc exists as a $kind of uid $uid with mode $mode; it must be a directory of yours that nobody else can write. Remove it or choose another --scratch"
+    fi
+fi
 [ "$stop" = 0 ] || hpcs_fail 143 stopped
+# The results run id fixed by hpcs-job for this node (one per node).
+if [ -n "${HPCS_RUN_LIST:-}" ]; then
+    read -ra runs <<<"$HPCS_RUN_LIST"
+    args=()
+    for a in "$@"; do
+        [ "$a" != "{run}" ] || a=${runs[${SLURM_NODEID:-0}]}
+        args+=("$a")
+    done
+    set -- "${args[@]}"
+fi
 "$@" &
 child=$!
 [ "$stop" = 0 ] || kill -TERM "$child" 2>/dev/null
@@ -223,7 +255,7 @@ hpcs_cleanup() {
     hpcs_stop_app
     hpcs_stop_mounts
     if [ -n "$HPCS_RESULTS_DIR" ]; then
-        hpcs_log "encrypted results: $HPCS_RESULTS_DIR (on your secure device: hpcs-pack results decrypt DIR -o DEST --archive ${HPCS_ARCHIVES[0]} -i IDENTITY)"
+        hpcs_log "encrypted results: $HPCS_RESULTS_DIR (on your secure device: hpcs-pack results decrypt DIR -o DEST --archive ${HPCS_ARCHIVES[0]} -i IDENTITY$(printf ' --expect-run %s' "${HPCS_RUN_IDS[@]}"))"
     fi
     if [ -n "$HPCS_STATE" ]; then
         rm -rf -- "$HPCS_STATE"
@@ -256,20 +288,37 @@ if [ -n "$HPCS_RESULTS_DIR" ]; then
         hpcs_die 200 "cannot create the results directory $HPCS_RESULTS_DIR"
     hpcs_log "results are encrypted into $HPCS_RESULTS_DIR"
 fi
+if [ -n "$HPCS_SCRATCH_SPEC" ]; then
+    hpcs_log "scratch files are encrypted into $HPCS_SCRATCH_MKDIR on each node (key in memory only)"
+fi
+# Every archive carries its pin (--pin) and, with --vault, its dataset
+# (--vault-dataset): hpcs-mount refuses any other archive with 18.
 HPCS_CMD=("$HPCS_MOUNT_BIN")
-if [ "${#HPCS_ARCHIVES[@]}" = 1 ] && [ -z "$HPCS_RESULTS_DIR" ]; then
+if [ "${#HPCS_ARCHIVES[@]}" = 1 ] && [ -z "$HPCS_RESULTS_DIR" ] && [ -z "$HPCS_SCRATCH_SPEC" ]; then
     HPCS_MP=$HPCS_MOUNT_ROOT/${HPCS_NAMES[0]}
     HPCS_CMD+=("${HPCS_ARCHIVES[0]}")
+    HPCS_SEL=("")
 else
     HPCS_MP=$HPCS_MOUNT_ROOT
+    HPCS_SEL=()
     for ((i = 0; i < ${#HPCS_ARCHIVES[@]}; i++)); do
         HPCS_CMD+=(--archive "${HPCS_NAMES[i]}=${HPCS_ARCHIVES[i]}")
+        HPCS_SEL+=("${HPCS_NAMES[i]}=")
     done
 fi
+HPCS_PIN_ARGS=()
+for ((i = 0; i < ${#HPCS_ARCHIVES[@]}; i++)); do
+    [ -z "${HPCS_PINS[i]}" ] || HPCS_PIN_ARGS+=(--pin "${HPCS_SEL[i]}${HPCS_PINS[i]}")
+    [ -z "${HPCS_DATASETS[i]}" ] || HPCS_PIN_ARGS+=(--vault-dataset "${HPCS_SEL[i]}${HPCS_DATASETS[i]}")
+done
 if [ -n "$HPCS_RESULTS_DIR" ]; then
     HPCS_CMD+=(--output "results=$HPCS_RESULTS_DIR" "${HPCS_RESULTS_ARGS[@]}")
+    export HPCS_RUN_LIST="${HPCS_RUN_IDS[*]}"
 fi
-HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
+if [ -n "$HPCS_SCRATCH_SPEC" ]; then
+    HPCS_CMD+=(--scratch "scratch=$HPCS_SCRATCH_SPEC")
+fi
+HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_PIN_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
     /bin/sh -c 'printf "hpcs-ready %s %s\n" "$(uname -n)" "${SLURM_STEP_ID:-none}"
         if command -v setpriv >/dev/null; then exec setpriv --pdeathsig TERM sleep infinity; fi
         exec sleep infinity')
@@ -290,6 +339,9 @@ HPCS_HOLDER_PID=$!
 hpcs_mount_failed() {
     if [ "$2" = 200 ]; then
         hpcs_die 200 "the mount root could not be set up on $1 (see the message above); the application was NOT started"
+    fi
+    if [ "$2" = 18 ]; then
+        hpcs_die 201 "mounting failed on $1: an archive is not the one this job was pinned to (replaced, an older version, or someone else's; see hpcs-mount's message above); nothing was mounted and the application was NOT started"
     fi
     hpcs_die 201 "mounting failed on $1: hpcs-mount exited with status $2 before the job started (see its message above); the application was NOT started"
 }
@@ -324,6 +376,11 @@ hpcs_log "mounted on $HPCS_READY node(s) in $(((HPCS_T1 - HPCS_T0) / 1000000)) m
 
 if [ -n "$HPCS_RESULTS_DIR" ]; then
     export HPCS_RESULTS=$HPCS_MOUNT_ROOT/results
+fi
+if [ -n "$HPCS_SCRATCH_SPEC" ]; then
+    # Temporary files of the job's tools go to the encrypted scratch too.
+    export HPCS_SCRATCH=$HPCS_MOUNT_ROOT/scratch
+    export TMPDIR=$HPCS_SCRATCH
 fi
 for ((i = 0; i < ${#HPCS_ENV_NAMES[@]}; i++)); do
     hpcs_expand "${HPCS_ENV_VALUES[i]}"
@@ -379,6 +436,15 @@ if [ "$rc" -ne 0 ]; then
     hpcs_log "the application exited with status $rc; output verification skipped"
     exit "$rc"
 fi
+
+# Outputs built in scratch (written with seeks) go into the results directory,
+# which encrypts them as they are copied (sequentially).
+for k in "${HPCS_SCRATCH_KEEP[@]}"; do
+    hpcs_log "keeping $k: copying it from the scratch directory into the encrypted results"
+    if ! { mkdir -p -- "$(dirname -- "$HPCS_RESULTS/$k")" && cp -R -- "$HPCS_SCRATCH/$k" "$HPCS_RESULTS/$k"; }; then
+        hpcs_die 206 "copying $HPCS_SCRATCH/$k into the results directory failed (see the message above)"
+    fi
+done
 
 hpcs_expand "${HPCS_VERIFY_OUT[@]}"
 for s in "${HPCS_OUT[@]}"; do

@@ -228,12 +228,16 @@ pub fn extract<S: Source>(
                     .map_err(wr(&tmp))?;
                 drop(f);
                 set_times(&tmp, node.mtime, node.mtime_nsec, true);
-                // Refuse to replace anything that appeared meanwhile.
-                if fs::symlink_metadata(&path).is_ok() {
+                // Never replaces anything that appeared meanwhile: the name
+                // is taken atomically (renameat2 RENAME_NOREPLACE).
+                if let Err(e) = crate::place::rename_noreplace(&tmp, &path) {
                     let _ = fs::remove_file(&tmp);
-                    return Err(ExtractError::Exists(path));
+                    return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                        ExtractError::Exists(path)
+                    } else {
+                        ExtractError::Write { path, err: e }
+                    });
                 }
-                fs::rename(&tmp, &path).map_err(wr(&path))?;
                 out.files += 1;
                 out.bytes += size;
                 where_.insert(id, path);

@@ -376,11 +376,17 @@ fn place(report: &mut DirReport, dest: &Path) -> Result<(), ReadError> {
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            if std::fs::symlink_metadata(&to).is_ok() {
-                f.status = Status::Exists(to);
-                continue;
+            // Taken atomically: an existing name (or a symlink planted in
+            // between) is never replaced or followed.
+            match crate::place::rename_noreplace(&src, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::remove_file(&src);
+                    f.status = Status::Exists(to);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             }
-            std::fs::rename(&src, &to)?;
             let mode = run
                 .manifest
                 .as_ref()

@@ -34,6 +34,14 @@ pub enum Command {
     /// Write one file of an archive to standard output.
     Cat(CatArgs),
     /// Change who can open an archive, without re-encrypting its data.
+    ///
+    /// Rewrap writes a new header over the same data key, archive id and
+    /// streams (the pin stays). It is not revocation: a removed recipient who
+    /// kept the old header (its first few hundred bytes, or any copy of the
+    /// file) or the data key can splice it back and open the rewrapped archive
+    /// again. To shut someone out, extract on the secure device and pack again
+    /// (new key, new archive id, new pin; in Vault mode `pack --vault
+    /// --replace`), then replace the archive and the pins that name it.
     Rewrap(RewrapArgs),
     /// Store an existing archive's key in Vault for SPIFFE IDs (rewrites only the header).
     Register(crate::cli_vault::RegisterArgs),
@@ -252,6 +260,7 @@ pub struct RewrapArgs {
     pub recipients_files: Vec<PathBuf>,
 
     /// Remove this recipient (repeatable; as it was given when packing).
+    /// Not revocation: see `rewrap --help`.
     #[arg(long = "remove-recipient", value_name = "RECIPIENT")]
     pub remove: Vec<String>,
 

@@ -353,6 +353,92 @@ fn rewrap_changes_recipients_not_data() {
     assert_ne!(inspected_pin(&b), pin);
 }
 
+/// `rewrap --remove-recipient` is not revocation (issue 12, documented in
+/// README, FORMAT.md and its --help): the data key, archive id and streams
+/// stay, so the old header spliced back onto the rewrapped file opens again
+/// for the removed recipient. Packing the tree again (new key, new id, new
+/// pin) is what revokes: the old header spliced onto the new archive opens
+/// nothing.
+#[test]
+fn removed_recipient_with_the_old_header_spliced_back() {
+    let d = tmp();
+    let (id1, r1) = age_keygen(d.path(), "id1.txt");
+    let (id2, r2) = age_keygen(d.path(), "id2.txt");
+    let src = sample_tree(d.path());
+    let a = d.path().join("a.hpcs");
+    ok(&pack_cmd(&[
+        "pack",
+        s(&src),
+        "-o",
+        s(&a),
+        "-r",
+        &r1,
+        "-r",
+        &r2,
+        "-q",
+    ]));
+    let hl = |b: &[u8]| u32::from_le_bytes(b[20..24].try_into().unwrap()) as usize;
+    let before = std::fs::read(&a).unwrap();
+    let old_header = before[..hl(&before)].to_vec();
+    ok(&pack_cmd(&[
+        "rewrap",
+        s(&a),
+        "-i",
+        s(&id2),
+        "--remove-recipient",
+        &r1,
+        "-q",
+    ]));
+    fails_with(&pack_cmd(&["verify", s(&a), "-i", s(&id1)]), 12, "none");
+    let splice = |onto: &Path, to: &Path| {
+        let b = std::fs::read(onto).unwrap();
+        let mut spliced = old_header.clone();
+        spliced.extend_from_slice(&b[hl(&b)..]);
+        std::fs::write(to, spliced).unwrap();
+    };
+    // The limit, as documented: the spliced file opens for id1.
+    let back = d.path().join("spliced.hpcs");
+    splice(&a, &back);
+    ok(&pack_cmd(&["verify", s(&back), "-i", s(&id1), "-q"]));
+    let help = String::from_utf8_lossy(&ok(&pack_cmd(&["rewrap", "--help"])).stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("not revocation"),
+        "rewrap --help says what it does not do: {help}"
+    );
+    // Revocation: the remaining recipient extracts and packs again.
+    let tree = d.path().join("tree");
+    ok(&pack_cmd(&[
+        "extract",
+        s(&a),
+        "-i",
+        s(&id2),
+        "-o",
+        s(&tree),
+        "-q",
+    ]));
+    let c = d.path().join("c.hpcs");
+    ok(&pack_cmd(&["pack", s(&tree), "-o", s(&c), "-r", &r2, "-q"]));
+    assert_ne!(inspected_pin(&c), inspected_pin(&a), "a new pin");
+    ok(&pack_cmd(&["verify", s(&c), "-i", s(&id2), "-q"]));
+    fails_with(&pack_cmd(&["verify", s(&c), "-i", s(&id1)]), 12, "none");
+    let spliced = d.path().join("spliced-new.hpcs");
+    splice(&c, &spliced);
+    let out = pack_cmd(&["verify", s(&spliced), "-i", s(&id1), "-q"]);
+    assert!(
+        !out.status.success(),
+        "the old header opened the re-packed archive"
+    );
+    assert!(
+        (13..=15).contains(&out.status.code().unwrap()),
+        "{:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The pin `inspect` prints (text), checked against `inspect --json`.
 fn inspected_pin(a: &Path) -> String {
     let text = String::from_utf8(ok(&pack_cmd(&["inspect", s(a)])).stdout.clone()).unwrap();

@@ -39,10 +39,20 @@ pub enum Command {
     /// streams (the pin stays). It is not revocation: a removed recipient who
     /// kept the old header (its first few hundred bytes, or any copy of the
     /// file) or the data key can splice it back and open the rewrapped archive
-    /// again. To shut someone out, extract on the secure device and pack again
-    /// (new key, new archive id, new pin; in Vault mode `pack --vault
-    /// --replace`), then replace the archive and the pins that name it.
+    /// again. To shut someone out use `rekey` (new data key, archive id and
+    /// pin; for archives whose key is in Vault, pack again with `pack --vault
+    /// --replace`), then update the pins that name the archive.
     Rewrap(RewrapArgs),
+    /// Re-encrypt an archive under a new data key and archive id (revocation).
+    ///
+    /// The same recipient arithmetic as rewrap (-r, -R, --remove-recipient),
+    /// but the streams are decrypted and sealed again under a fresh data key
+    /// and archive id, chunk by chunk in memory (no plaintext on disk), into a
+    /// temporary file renamed into place. A removed recipient's old header or
+    /// old data key opens nothing of the result. The pin changes: update the
+    /// pins that name the archive (hpcs-job, --pin). Archives whose key is in
+    /// Vault are refused (pack them again with `pack --vault --replace`).
+    Rekey(RewrapArgs),
     /// Store an existing archive's key in Vault for SPIFFE IDs (rewrites only the header).
     Register(crate::cli_vault::RegisterArgs),
     /// Change which SPIFFE IDs may fetch a dataset's key from Vault (Vault only).
@@ -260,7 +270,8 @@ pub struct RewrapArgs {
     pub recipients_files: Vec<PathBuf>,
 
     /// Remove this recipient (repeatable; as it was given when packing).
-    /// Not revocation: see `rewrap --help`.
+    /// With rewrap this is not revocation (see `rewrap --help`); with rekey
+    /// it is.
     #[arg(long = "remove-recipient", value_name = "RECIPIENT")]
     pub remove: Vec<String>,
 

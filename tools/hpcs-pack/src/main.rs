@@ -1,7 +1,7 @@
 //! hpcs-pack: the researcher's tool on the secure device. Thin: parses the
 //! command line (cli.rs), calls the hpcs library, maps errors to the numbered
 //! exit codes of `hpcs::exit` with a message saying what to do. One file per
-//! command that needs more than a screen (pack_cmd, inspect, rewrap_cmd,
+//! command that needs more than a screen (pack_cmd, inspect, rewrap_cmd, rekey_cmd,
 //! vault_cmd, results_cmd); here the opening of an archive they share, and
 //! verify, extract and cat.
 
@@ -9,6 +9,7 @@ mod cli;
 mod cli_vault;
 mod inspect;
 mod pack_cmd;
+mod rekey_cmd;
 mod results_cmd;
 mod rewrap_cmd;
 mod vault_cmd;
@@ -59,6 +60,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Extract(a) => extract(a),
         Command::Cat(a) => cat(a),
         Command::Rewrap(a) => rewrap_cmd::rewrap(a),
+        Command::Rekey(a) => rekey_cmd::rekey(a),
         Command::Register(a) => vault_cmd::register(a),
         Command::Allow(a) => vault_cmd::allow(a),
         Command::Revoke(a) => vault_cmd::revoke(a),

@@ -104,6 +104,10 @@ pub const VAULT_CONFIG: u8 = 48;
 pub const VAULT_LOGIN: u8 = 49;
 /// hpcs-mount: the scratch directory (--scratch) is unusable.
 pub const SCRATCH: u8 = 50;
+/// hpcs-mount: memory for plaintext and keys cannot be locked in RAM (the
+/// locked-memory limit, `ulimit -l`, is too small), and
+/// `--allow-unlocked-memory` was not given.
+pub const MEMORY_LOCK: u8 = 54;
 /// Interrupted by SIGINT or SIGTERM.
 pub const INTERRUPTED: u8 = 130;
 
@@ -239,6 +243,10 @@ pub const TABLE: &[(u8, &str)] = &[
     (
         SCRATCH,
         "hpcs-mount: the scratch directory (--scratch) is unusable",
+    ),
+    (
+        MEMORY_LOCK,
+        "hpcs-mount: decrypted data cannot be locked in RAM (ulimit -l too small; see --allow-unlocked-memory)",
     ),
     (
         INTERRUPTED,

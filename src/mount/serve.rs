@@ -18,7 +18,7 @@ use crate::fs::{self as hfs, HpcsFs, MountConfig, MountedArchive};
 use crate::keys::Recipient;
 use crate::{info, results, secmem, warn};
 
-use super::checks::{check_dev_fuse, check_mountpoint, fit_cache};
+use super::checks::{check_dev_fuse, check_mountpoint, fit_cache, unlockable};
 use super::daemon::{announce_ready, sd_notify, DaemonPipe};
 use super::events::{signal_thread, watch_thread, Event, Watched};
 use super::{child, unmount::unmount_path};
@@ -42,6 +42,9 @@ pub struct Plan {
     pub output: Option<OutputDir>,
     /// The encrypted scratch directory, if any.
     pub scratch: Option<ScratchDir>,
+    /// Serve even when decrypted data cannot be locked in RAM
+    /// (`--allow-unlocked-memory`); otherwise that is refused.
+    pub allow_unlocked_memory: bool,
 }
 
 /// `--scratch NAME=DIR[:SIZE]`.
@@ -209,8 +212,10 @@ where
     let locked_all = secmem::lock_all_memory();
     check_dev_fuse()?;
     let mountpoint = check_mountpoint(&s.mountpoint)?;
-    fit_cache(&mut s.fs);
+    let warned_unlocked = !locked_all && fit_cache(&mut s.fs, s.allow_unlocked_memory)?;
     let archives = open()?;
+    // Dead frames of unlocking held key material.
+    secmem::scrub_stack();
     if let Ok(Event::Signal(sig, _)) = rx.try_recv() {
         return Err(Fail::new(
             exit::INTERRUPTED,
@@ -228,7 +233,21 @@ where
     let (fs, cache) = HpcsFs::new(archives, s.fs.clone(), output, scratch)
         .map_err(|e| Fail::new(exit::INTERNAL, format!("cannot set up the cache: {e}")))?;
     if !cache.locked && !locked_all {
-        warn!("the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
+        if !s.allow_unlocked_memory {
+            return Err(unlockable(&format!(
+                "the cache ({} slots of {} KiB) could not be locked (mlock refused)",
+                cache.slots,
+                cache.slot_len >> 10
+            )));
+        }
+        if !warned_unlocked {
+            warn!("--allow-unlocked-memory: the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
+        }
+    }
+    if !s.allow_unlocked_memory {
+        // Reply buffers made later (one per FUSE thread) must lock too:
+        // a read that cannot get a locked buffer fails with EIO.
+        secmem::require_locked();
     }
     #[cfg(feature = "bench-ceilings")]
     if s.fs.null_data || s.fs.no_crypt {
@@ -292,6 +311,11 @@ where
         }
     };
     set_kernel_readahead(dev, s.kernel_readahead);
+    // Names, index, key schedules and fuser's receive buffers live in the
+    // heap and in mappings of their own: keep them out of core dumps.
+    if let Err(e) = secmem::exclude_from_dumps_every(Duration::from_millis(200)) {
+        warn!("cannot start the dump-exclusion thread: {e}");
+    }
     info!("mounted on {}", mountpoint.display());
 
     let mut child_pid = None;

@@ -136,10 +136,22 @@ pub struct Cli {
     ///
     /// Held in locked memory (never swapped) and excluded from core dumps;
     /// evicted chunks are wiped. Accepts K, M, G suffixes. If the memlock
-    /// limit (ulimit -l) is smaller, the cache is reduced to fit, with a
-    /// warning.
+    /// limit (ulimit -l) is smaller, the cache, read-ahead and --threads are
+    /// reduced to fit, with one warning (docs/mount.md "Memory").
     #[arg(long, value_name = "SIZE", default_value = "256M")]
     pub cache_size: String,
+
+    /// Mount even if decrypted data cannot be locked in RAM (RISK: plaintext
+    /// may be written to swap).
+    ///
+    /// By default hpcs-mount refuses to mount (exit 54) when the
+    /// locked-memory limit (ulimit -l) is too small for even a 1 MiB cache,
+    /// or the kernel refuses to lock it; a read that cannot get a locked
+    /// buffer later fails with EIO. With this flag it warns and serves from
+    /// unlocked memory that the kernel may swap out: use it only where swap
+    /// is off or encrypted.
+    #[arg(long)]
+    pub allow_unlocked_memory: bool,
 
     /// Read-ahead per sequentially read file (0 turns it off).
     ///

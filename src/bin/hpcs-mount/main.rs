@@ -27,6 +27,10 @@ use hpcs::mount;
 use cli::Cli;
 use settings::{Settings, Sources};
 
+/// Every heap block is wiped when freed (docs/mount.md, "Memory").
+#[global_allocator]
+static ALLOC: hpcs::secmem::WipingAlloc = hpcs::secmem::WipingAlloc(std::alloc::System);
+
 fn main() -> ExitCode {
     let cli: Cli = match exit::parse_args() {
         Ok(c) => c,

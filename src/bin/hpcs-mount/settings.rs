@@ -229,6 +229,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             pidfile: cli.pidfile,
             output,
             scratch,
+            allow_unlocked_memory: cli.allow_unlocked_memory,
         },
     })
 }

@@ -103,10 +103,16 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<(u64, u64)> {
 }
 
 /// Removes `path` if it is still the file `id` (device, inode) written by
-/// [`write_private_file`]; leaves anything else alone.
-pub fn remove_if_ours(path: &Path, id: (u64, u64)) {
+/// [`write_private_file`] and still holds `bytes` (an inode number can be
+/// reused by a file created after ours was removed); leaves anything else
+/// alone.
+pub fn remove_if_ours(path: &Path, id: (u64, u64), bytes: &[u8]) {
     if let Ok(md) = std::fs::symlink_metadata(path) {
-        if md.is_file() && (md.dev(), md.ino()) == id {
+        if md.is_file()
+            && (md.dev(), md.ino()) == id
+            && md.len() == bytes.len() as u64
+            && std::fs::read(path).is_ok_and(|b| b == bytes)
+        {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -161,10 +167,10 @@ mod tests {
         // Replaced by someone else's file: not removed.
         std::fs::remove_file(&p).unwrap();
         std::fs::write(&p, b"other\n").unwrap();
-        remove_if_ours(&p, id);
+        remove_if_ours(&p, id, b"2\n");
         assert!(p.exists());
         let id = write_private_file(&p, b"3\n").unwrap();
-        remove_if_ours(&p, id);
+        remove_if_ours(&p, id, b"3\n");
         assert!(!p.exists());
     }
 }

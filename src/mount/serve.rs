@@ -420,7 +420,7 @@ fn cleanup(
     // Only the pidfile we wrote, if it is still there (never a file or a
     // symlink someone put at that name).
     if let (Some(p), Some(id)) = (&s.pidfile, pid_written) {
-        crate::place::remove_if_ours(p, id);
+        crate::place::remove_if_ours(p, id, format!("{}\n", std::process::id()).as_bytes());
     }
     code
 }

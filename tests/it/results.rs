@@ -268,6 +268,34 @@ fn results_are_encrypted_on_write_and_decrypt_on_the_secure_side() {
         text(&o)
     );
     assert_eq!(std::fs::read(dest.join("final.txt")).unwrap(), b"tmp\n");
+    // Symlinks planted at result names (one to a file, one dangling) are
+    // neither followed nor replaced; the other results are written.
+    let planted = j.dir.path().join("planted");
+    std::fs::create_dir(&planted).unwrap();
+    let victim = j.dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let nowhere = j.dir.path().join("nowhere");
+    std::os::unix::fs::symlink(&victim, planted.join("r1.txt")).unwrap();
+    std::os::unix::fs::symlink(&nowhere, planted.join("final.txt")).unwrap();
+    let o = j.results_cmd("decrypt", &[&planted]);
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::OUTPUT_EXISTS as i32),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(!nowhere.exists());
+    for l in ["r1.txt", "final.txt"] {
+        assert!(std::fs::symlink_metadata(planted.join(l))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    assert_eq!(
+        std::fs::read(planted.join("copied")).unwrap(),
+        noise(1, 70_000)
+    );
 }
 
 #[test]

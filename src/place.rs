@@ -4,9 +4,10 @@
 //! the name is free, then rename" (another process can win in between).
 //! Leaf module: imports nothing from the crate.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,84 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     match e.raw_os_error() {
         Some(libc::EINVAL) | Some(libc::ENOSYS) => {
             std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        _ => Err(e),
+    }
+}
+
+/// Opens directory `rel` under the directory `base`, creating missing
+/// components (mode 0777 less the umask), without following a symlink in any
+/// component of `rel`: each is made with `mkdirat` and opened with
+/// `openat(O_DIRECTORY|O_NOFOLLOW)` relative to the one before, so a symlink
+/// planted on the way, before or meanwhile, is an error (ELOOP or ENOTDIR),
+/// never a way out of `base`. `base` itself is opened as given. `rel` must be
+/// relative with normal components only.
+pub fn open_dir_under(base: &Path, rel: &Path) -> io::Result<OwnedFd> {
+    let open = |at: libc::c_int, name: &CString, follow: bool| -> io::Result<OwnedFd> {
+        let flags = libc::O_RDONLY
+            | libc::O_DIRECTORY
+            | libc::O_CLOEXEC
+            | if follow { 0 } else { libc::O_NOFOLLOW };
+        // SAFETY: `name` is a valid NUL-terminated path; openat returns a
+        // new descriptor we own, or -1.
+        let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by openat and is owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut dir = open(libc::AT_FDCWD, &cpath(base)?, true)?;
+    for c in rel.components() {
+        let std::path::Component::Normal(name) = c else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a plain relative path",
+            ));
+        };
+        let name = CString::new(name.as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))?;
+        // SAFETY: a valid directory fd and NUL-terminated name.
+        if unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o777) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+        dir = open(dir.as_raw_fd(), &name, false)?;
+    }
+    Ok(dir)
+}
+
+/// [`rename_noreplace`] of `from` to `name` in the directory `dir` (from
+/// [`open_dir_under`]).
+pub fn rename_noreplace_into(from: &Path, dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    let f = cpath(from)?;
+    let n = CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))?;
+    // SAFETY: valid NUL-terminated paths and an open directory fd.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            // SAFETY: as above; linkat does not follow `from` (flags 0).
+            if unsafe { libc::linkat(libc::AT_FDCWD, f.as_ptr(), dir.as_raw_fd(), n.as_ptr(), 0) }
+                != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
             std::fs::remove_file(from)
         }
         _ => Err(e),
@@ -140,6 +219,31 @@ mod tests {
         rename_noreplace(&a, &d.path().join("c")).unwrap();
         assert_eq!(std::fs::read(d.path().join("c")).unwrap(), b"new");
         assert!(!a.exists());
+    }
+
+    #[test]
+    fn dirs_under_a_base_never_through_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("base");
+        std::fs::create_dir(&base).unwrap();
+        let out = d.path().join("outside");
+        std::fs::create_dir(&out).unwrap();
+        let dir = open_dir_under(&base, Path::new("a/b")).unwrap();
+        assert!(base.join("a/b").is_dir());
+        let f = d.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        rename_noreplace_into(&f, &dir, OsStr::new("x")).unwrap();
+        assert_eq!(std::fs::read(base.join("a/b/x")).unwrap(), b"x");
+        std::fs::write(&f, b"y").unwrap();
+        let e = rename_noreplace_into(&f, &dir, OsStr::new("x")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        // A symlink on the way, to a directory outside: refused, nothing made
+        // there.
+        std::os::unix::fs::symlink(&out, base.join("s")).unwrap();
+        assert!(open_dir_under(&base, Path::new("s/c")).is_err());
+        assert!(open_dir_under(&base, Path::new("s")).is_err());
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+        assert!(open_dir_under(&base, Path::new("../x")).is_err());
     }
 
     #[test]

@@ -296,6 +296,22 @@ fn results_are_encrypted_on_write_and_decrypt_on_the_secure_side() {
         std::fs::read(planted.join("copied")).unwrap(),
         noise(1, 70_000)
     );
+    // A symlink planted on the way (DEST/sub -> a directory elsewhere) is
+    // not followed: decrypt fails and writes nothing there.
+    let planted = j.dir.path().join("planted-dir");
+    std::fs::create_dir(&planted).unwrap();
+    let elsewhere = j.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, planted.join("sub")).unwrap();
+    let o = j.results_cmd("decrypt", &[&planted]);
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::OUTPUT as i32),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("never followed"), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! is the encrypted-results format; the `fs` module (FUSE) serves unlocked
 //! archives, and the `mount` module runs that service as a process (daemon,
 //! readiness, signals, unmount). Leaves every layer may use: [`secmem`]
-//! (locked memory), [`exit`] (exit codes), [`log`], [`util`]. Binaries wire
+//! (locked memory), [`exit`] (exit codes), [`log`], [`util`], [`place`] (files
+//! put at a name without replacing or following). Binaries wire
 //! them together.
 
 pub mod crypt4gh;
@@ -23,6 +24,7 @@ pub mod log;
 #[cfg(feature = "fuse")]
 pub mod mount;
 pub mod pack;
+pub mod place;
 pub mod results;
 pub mod rewrap;
 pub mod secmem;

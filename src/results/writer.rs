@@ -135,6 +135,7 @@ impl Run {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .mode(0o600)
             .open(&partial)?;
         let mut stream = self.encryptor()?.wrap_output(HashingWriter {
@@ -260,7 +261,12 @@ impl ObjectWriter {
         hw.inner.sync_all()?;
         let sha256: [u8; 32] = hw.hash.finalize().into();
         let object = format!("{}{OBJECT_SUFFIX}", self.name);
-        std::fs::rename(self.dir.join(self.partial_name()), self.dir.join(&object))?;
+        // Never over a name someone put there (the id is random, so only a
+        // planted file can be in the way).
+        crate::place::rename_noreplace(
+            &self.dir.join(self.partial_name()),
+            &self.dir.join(&object),
+        )?;
         sync_dir(&self.dir);
         Ok(Finished {
             object,

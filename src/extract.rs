@@ -28,18 +28,37 @@ pub enum ExtractError {
     #[error("{0:?} is not in the archive (see `hpcs-pack inspect -i …` for its contents)")]
     NotFound(String),
     /// The destination already has something at that name.
-    #[error("{0} already exists; extract into an empty directory")]
+    #[error("{} already exists; extract into an empty directory", Hidden(.0))]
     Exists(PathBuf),
     /// A destination directory component is a symlink or not a directory.
-    #[error("{0} is not a directory (refusing to write through symlinks)")]
+    #[error("{} is not a directory (refusing to write through symlinks)", Hidden(.0))]
     NotADir(PathBuf),
     /// Writing failed.
-    #[error("cannot write {path}: {err}")]
+    #[error("cannot write {}: {err}", Hidden(path))]
     Write {
         /// Path.
         path: PathBuf,
         /// Why.
         err: io::Error,
+    },
+    /// The destination directory given is not a directory or cannot be
+    /// created.
+    #[error("destination {}: {why}", .path.display())]
+    Dest {
+        /// The directory given.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// Reading an entry from the archive failed (authentication, I/O).
+    #[error("entry {entry}{}: {err}", crate::log::Also(.name))]
+    Entry {
+        /// The entry number in the index.
+        entry: NodeId,
+        /// Its path (shown with `--log-names` only).
+        name: Vec<u8>,
+        /// Why.
+        err: crypto::Error,
     },
     /// Reading the archive failed (authentication, I/O).
     #[error(transparent)]
@@ -48,6 +67,16 @@ pub enum ExtractError {
     /// (changed, missing, a segment failed authentication).
     #[error(transparent)]
     Reference(#[from] RefError),
+}
+
+/// A destination path built from archive names: shown with `--log-names`
+/// only (see [`crate::log`]).
+struct Hidden<'a>(&'a Path);
+
+impl std::fmt::Display for Hidden<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", crate::log::Name(self.0.as_os_str().as_bytes()))
+    }
 }
 
 /// Checks a user-supplied archive path and returns its components.
@@ -128,10 +157,7 @@ pub fn extract<S: Source>(
         let path = path.to_path_buf();
         move |err| ExtractError::Write { path, err }
     };
-    ensure_dir(dest).map_err(|e| match e {
-        ExtractError::NotADir(p) => ExtractError::NotADir(p),
-        e => e,
-    })?;
+    ensure_dir(dest)?;
     let mut out = Extracted::default();
     let mut where_: HashMap<NodeId, PathBuf> = HashMap::new();
     let mut dirs: Vec<(PathBuf, u16, i64, u32)> = Vec::new();
@@ -207,18 +233,24 @@ pub fn extract<S: Source>(
                 if let Err(e) = r {
                     drop(f);
                     let _ = fs::remove_file(&tmp);
-                    return Err(e.into_extract(path));
+                    return Err(
+                        e.into_extract(id, tree.path(id), |err| ExtractError::Write { path, err })
+                    );
                 }
                 f.set_permissions(fs::Permissions::from_mode(node.mode.into()))
                     .map_err(wr(&tmp))?;
                 drop(f);
                 set_times(&tmp, node.mtime, node.mtime_nsec, true);
-                // Refuse to replace anything that appeared meanwhile.
-                if fs::symlink_metadata(&path).is_ok() {
+                // Never replaces anything that appeared meanwhile: the name
+                // is taken atomically (renameat2 RENAME_NOREPLACE).
+                if let Err(e) = crate::place::rename_noreplace(&tmp, &path) {
                     let _ = fs::remove_file(&tmp);
-                    return Err(ExtractError::Exists(path));
+                    return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                        ExtractError::Exists(path)
+                    } else {
+                        ExtractError::Write { path, err: e }
+                    });
                 }
-                fs::rename(&tmp, &path).map_err(wr(&path))?;
                 out.files += 1;
                 out.bytes += size;
                 where_.insert(id, path);
@@ -240,11 +272,18 @@ enum CopyError {
 }
 
 impl CopyError {
-    fn into_extract(self, path: PathBuf) -> ExtractError {
+    /// The error of copying entry `entry` (path `name`, shown with
+    /// `--log-names` only); `write` says what a failed write is.
+    fn into_extract(
+        self,
+        entry: NodeId,
+        name: Vec<u8>,
+        write: impl FnOnce(io::Error) -> ExtractError,
+    ) -> ExtractError {
         match self {
-            CopyError::Archive(e) => ExtractError::Archive(e),
+            CopyError::Archive(err) => ExtractError::Entry { entry, name, err },
             CopyError::Reference(e) => ExtractError::Reference(e),
-            CopyError::Write(err) => ExtractError::Write { path, err },
+            CopyError::Write(err) => write(err),
         }
     }
 }
@@ -323,19 +362,26 @@ pub fn cat<S: Source>(
         id,
         kind: &node.kind,
     };
-    let mut buf = vec![0u8; 4 << 20];
-    copy_file(&source, size, w, &mut buf, &mut |_| {})
-        .map_err(|e| e.into_extract(PathBuf::from("<stdout>")))?;
+    let mut buf = vec![0u8; 1 << 20];
+    copy_file(&source, size, w, &mut buf, &mut |_| {}).map_err(|e| {
+        e.into_extract(id, archive.tree().path(id), |err| ExtractError::Dest {
+            path: PathBuf::from("<stdout>"),
+            why: format!("cannot write: {err}"),
+        })
+    })?;
     Ok(size)
 }
 
 fn ensure_dir(dest: &Path) -> Result<(), ExtractError> {
     match fs::symlink_metadata(dest) {
         Ok(md) if md.is_dir() => Ok(()),
-        Ok(_) => Err(ExtractError::NotADir(dest.to_path_buf())),
-        Err(_) => fs::create_dir_all(dest).map_err(|err| ExtractError::Write {
+        Ok(_) => Err(ExtractError::Dest {
             path: dest.to_path_buf(),
-            err,
+            why: "not a directory (refusing to write through symlinks)".into(),
+        }),
+        Err(_) => fs::create_dir_all(dest).map_err(|err| ExtractError::Dest {
+            path: dest.to_path_buf(),
+            why: format!("cannot create it: {err}"),
         }),
     }
 }

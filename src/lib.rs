@@ -10,8 +10,9 @@
 //! [`results`] is the encrypted-results format; the `fs` module (FUSE) serves
 //! unlocked archives, and the `mount` module runs that service as a process
 //! (daemon, readiness, signals, unmount). Leaves every layer may use:
-//! [`secmem`] (locked memory), [`exit`] (exit codes), [`log`], [`util`].
-//! Binaries wire them together.
+//! [`secmem`] (locked memory), [`exit`] (exit codes), [`log`], [`util`],
+//! [`place`] (files put at a name without replacing or following). Binaries
+//! wire them together.
 
 pub mod crypt4gh;
 pub mod crypto;
@@ -24,6 +25,7 @@ pub mod log;
 #[cfg(feature = "fuse")]
 pub mod mount;
 pub mod pack;
+pub mod place;
 pub mod reference;
 pub mod results;
 pub mod rewrap;

@@ -507,17 +507,16 @@ impl TempOut {
         if replace {
             fs::rename(&self.path, out)?;
         } else {
-            // Hard link refuses an existing name atomically; then drop the temp name.
-            match fs::hard_link(&self.path, out) {
-                Ok(()) => fs::remove_file(&self.path)?,
+            // renameat2(RENAME_NOREPLACE) (or a hard link) refuses an
+            // existing name atomically: never check, then rename.
+            match crate::place::rename_noreplace(&self.path, out) {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(io::Error::new(
                         io::ErrorKind::AlreadyExists,
                         "output appeared while packing",
                     ))
                 }
-                // Filesystems without hard links: check, then rename.
-                Err(_) if fs::symlink_metadata(out).is_err() => fs::rename(&self.path, out)?,
                 Err(e) => return Err(e),
             }
         }

@@ -8,7 +8,7 @@
 //! then `Sync`: `read_at` takes `&self` and decrypts the chunks a read spans
 //! in parallel; the FUSE layer builds its cache on [`Archive::read_chunks`].
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::aead::{Backend, TAG_LEN};
 use super::external::{External, SegmentTagger, FEATURE_EXTERNAL_C4GH};
@@ -159,6 +159,24 @@ impl<S: Source> Archive<S> {
     /// that held this archive's key (FORMAT.md "Keys", `crate::results`).
     pub fn results_key(&self) -> &SubKey {
         &self.results
+    }
+
+    /// The index stream's plaintext (the serialised tree), read and
+    /// authenticated again under `key` (this archive's data key): what a
+    /// rewrite of the archive under a new key needs (`hpcs-pack rekey`).
+    /// Wiped when dropped.
+    pub fn index_plaintext(&self, key: &DataKey) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let h = &self.header;
+        let keys = h.authenticate(key)?;
+        let ig = h.index_geometry();
+        let index = StreamKey::new(h.suite, Backend::default(), &keys.index, ig);
+        let span = ig.cipher_span(0..ig.chunk_count()) as usize;
+        let mut buf = Zeroizing::new(vec![0u8; span]);
+        self.source.read_exact_at(&mut buf, h.index_offset())?;
+        index
+            .open_run(0, &mut buf)
+            .map_err(|_| Error::IndexTampered)?;
+        Ok(Zeroizing::new(compact(&ig, 0, &buf)))
     }
 
     /// The directory tree.

@@ -5,7 +5,7 @@
 //! [`Sequential`] state. A read is decided for read-ahead first (its pieces
 //! are handed to the prefetch pool), then served through the shared data path
 //! into a locked per-thread reply buffer, positionally, with no cursor shared
-//! between readers. A failed read logs the file and chunk before it replies
+//! between readers. A failed read logs the entry and chunk before it replies
 //! `EIO`, so whoever sees the error finds its explanation in the log.
 //! Results files (write-only) are opened here too but never read; scratch
 //! files are opened, read and released by [`super::scratch`].
@@ -83,16 +83,18 @@ pub(super) fn with_reply_buf<R>(n: usize, f: impl FnOnce(&mut [u8]) -> R) -> Res
 }
 
 impl ReadFailure {
-    fn error_line(&self, path: &str) -> String {
+    /// "LABEL: entry N: data chunk K …": the archive, the entry number and
+    /// the chunk; the path only with `--log-names` (`at` is [`Inner::entry_of`]).
+    fn error_line(&self, at: &str) -> String {
         match &self.error {
             FsError::Archive(crate::crypto::Error::ChunkAuth { chunk, .. }) => {
-                format!("{path}: data chunk {chunk} failed authentication (archive modified or damaged)")
+                format!("{at}: data chunk {chunk} failed authentication (archive modified or damaged)")
             }
             FsError::Archive(crate::crypto::Error::Io(e)) => format!(
-                "{path}: reading data chunk {} from the archive failed: {e} (archive truncated or unreadable?)",
+                "{at}: reading data chunk {} from the archive failed: {e} (archive truncated or unreadable?)",
                 self.chunk
             ),
-            e => format!("{path}: data chunk {}: {e:?}", self.chunk),
+            e => format!("{at}: data chunk {}: {e:?}", self.chunk),
         }
     }
 }
@@ -204,16 +206,22 @@ impl<S: Source + 'static> Inner<S> {
         Err(FsError::NotImplemented)
     }
 
-    /// "label: /path" of an archive entry, for log lines.
-    pub(super) fn path_of(&self, archive: usize, id: NodeId) -> String {
+    /// "LABEL: entry N" of an archive entry, for log lines, with its path
+    /// only under `--log-names` (the log is a file on shared storage).
+    pub(super) fn entry_of(&self, archive: usize, id: NodeId) -> String {
+        let label = self.labels.get(archive).map_or("", |s| s.as_str());
+        if !crate::log::names() {
+            return format!("{label}: entry {id}");
+        }
         let p = self
             .data
             .archives()
             .get(archive)
             .map(|a| a.tree().path(id))
             .unwrap_or_default();
-        let label = self.labels.get(archive).map_or("", |s| s.as_str());
-        format!("{label}: /{}", String::from_utf8_lossy(&p))
+        let mut path = b"/".to_vec();
+        path.extend_from_slice(&p);
+        format!("{label}: entry {id}{}", crate::log::Also(&path))
     }
 
     /// Serves one read: exactly the bytes asked for (short only at end of
@@ -290,14 +298,14 @@ impl<S: Source + 'static> Inner<S> {
         match res {
             Ok(Ok(())) => {}
             Ok(Err((f, reply))) => {
-                let (line, error) = fail(f, &self.path_of(archive, id));
+                let (line, error) = fail(f, &self.entry_of(archive, id));
                 crate::log::log(0, format_args!("{line}; read returned EIO"));
                 answer(reply, Err(error));
             }
             Err(e) => {
                 // The reply went with the closure, unsent: fuser sends EIO.
-                let path = self.path_of(archive, id);
-                crate::log::log(0, format_args!("{path}: {e:?}; read returned EIO"));
+                let at = self.entry_of(archive, id);
+                crate::log::log(0, format_args!("{at}: {e:?}; read returned EIO"));
             }
         }
     }
@@ -357,7 +365,7 @@ impl<S: Source + 'static> Inner<S> {
                     2,
                     format_args!(
                         "prefetch {} chunks {}..{}",
-                        self.path_of(archive, id),
+                        self.entry_of(archive, id),
                         part.start,
                         part.end
                     ),

@@ -319,13 +319,14 @@ where
     info!("mounted on {}", mountpoint.display());
 
     let mut child_pid = None;
+    let mut pid_written = None;
     if !s.cmd.is_empty() {
         match child::spawn(&s.cmd, hardening.core_limit, tx.clone()) {
             Ok(pid) => child_pid = Some(pid),
             Err(e) => {
                 let name = s.cmd[0].to_string_lossy().into_owned();
                 let ended = shutdown(&mut unmounter, &mountpoint, &rx, &wiper);
-                cleanup(&s, &wiper, ended, exit::CMD_NOT_STARTED);
+                cleanup(&s, &wiper, None, ended, exit::CMD_NOT_STARTED);
                 return Err(Fail::new(
                     exit::CMD_NOT_STARTED,
                     format!("cannot run {name}: {e}"),
@@ -336,7 +337,7 @@ where
         if let Some(w) = watch {
             watch_thread(w, tx.clone());
         }
-        announce_ready(s.pidfile.as_deref(), s.ready_fd, &mountpoint, daemon_pipe);
+        pid_written = announce_ready(s.pidfile.as_deref(), s.ready_fd, &mountpoint, daemon_pipe);
     }
 
     let code = loop {
@@ -360,7 +361,7 @@ where
             Event::SessionEnded => {
                 if child_pid.is_none() {
                     info!("{} was unmounted; exiting", mountpoint.display());
-                    return Ok(cleanup(&s, &wiper, true, exit::OK));
+                    return Ok(cleanup(&s, &wiper, pid_written, true, exit::OK));
                 }
                 warn!(
                     "{} was unmounted while the command was still running",
@@ -378,14 +379,20 @@ where
     };
     sd_notify("STOPPING=1");
     let ended = shutdown(&mut unmounter, &mountpoint, &rx, &wiper);
-    Ok(cleanup(&s, &wiper, ended, code))
+    Ok(cleanup(&s, &wiper, pid_written, ended, code))
 }
 
 /// Closes the results directory (manifest), wipes the cache, removes the
-/// pidfile. `ended`: the FUSE session is over, so no file can still be open.
+/// pidfile we wrote. `ended`: the FUSE session is over, so no file can still be open.
 /// Returns the exit code: `code`, or 39 if the results were not closed
 /// properly and nothing worse happened.
-fn cleanup(s: &Plan, wiper: &hfs::FsHandle, ended: bool, code: u8) -> u8 {
+fn cleanup(
+    s: &Plan,
+    wiper: &hfs::FsHandle,
+    pid_written: Option<(u64, u64)>,
+    ended: bool,
+    code: u8,
+) -> u8 {
     let mut code = code;
     if let Some(r) = wiper.close_output(ended) {
         match &r.manifest {
@@ -410,8 +417,10 @@ fn cleanup(s: &Plan, wiper: &hfs::FsHandle, ended: bool, code: u8) -> u8 {
         }
     }
     wiper.wipe();
-    if let Some(p) = &s.pidfile {
-        let _ = std::fs::remove_file(p);
+    // Only the pidfile we wrote, if it is still there (never a file or a
+    // symlink someone put at that name).
+    if let (Some(p), Some(id)) = (&s.pidfile, pid_written) {
+        crate::place::remove_if_ours(p, id, format!("{}\n", std::process::id()).as_bytes());
     }
     code
 }

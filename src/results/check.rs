@@ -452,6 +452,21 @@ fn check_objects(
     Ok(())
 }
 
+/// [`crate::place::open_dir_under`], saying what a symlink on the way means
+/// (without naming the result's path: it may be piped to shared files).
+fn open_under(base: &Path, rel: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    crate::place::open_dir_under(base, rel).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => io::Error::new(
+            e.kind(),
+            format!(
+                "under {}: a directory on a result's path is a symlink or not a directory; never followed ({e})",
+                base.display()
+            ),
+        ),
+        _ => e,
+    })
+}
+
 /// Moves the complete results from the temporary directory to their paths
 /// (`PATH.c4gh` for Crypt4GH objects placed `as_c4gh`).
 fn place(report: &mut DirReport, dest: &Path, as_c4gh: bool) -> Result<(), ReadError> {
@@ -459,9 +474,11 @@ fn place(report: &mut DirReport, dest: &Path, as_c4gh: bool) -> Result<(), ReadE
     for run in &mut report.runs {
         let base = dest.join(run_subdir(run, several));
         if let Some(Ok(m)) = &run.manifest {
+            std::fs::create_dir_all(&base)?;
             for d in &m.body.dirs {
                 if let Some(rel) = safe_relative(&d.path) {
-                    std::fs::create_dir_all(base.join(rel))?;
+                    // Never through a symlink planted under DEST.
+                    open_under(&base, &rel)?;
                 }
             }
         }
@@ -475,18 +492,28 @@ fn place(report: &mut DirReport, dest: &Path, as_c4gh: bool) -> Result<(), ReadE
             let Some(rel) = f.path.as_deref().and_then(safe_relative) else {
                 continue;
             };
-            let mut to = base.join(rel);
+            let mut rel = rel;
             if as_c4gh && f.object.ends_with(Kind::Crypt4gh.object_suffix()) {
-                to.as_mut_os_string().push(Kind::Crypt4gh.object_suffix());
+                rel.as_mut_os_string().push(Kind::Crypt4gh.object_suffix());
             }
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            if std::fs::symlink_metadata(&to).is_ok() {
-                f.status = Status::Exists(to);
+            let to = base.join(&rel);
+            let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
                 continue;
+            };
+            // The directories under DEST never through a symlink, and the
+            // name taken atomically: an existing name (or a symlink planted
+            // in between) is never replaced or followed.
+            std::fs::create_dir_all(&base)?;
+            let dir = open_under(&base, parent)?;
+            match crate::place::rename_noreplace_into(&src, &dir, name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::remove_file(&src);
+                    f.status = Status::Exists(to);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             }
-            std::fs::rename(&src, &to)?;
             let mode = run
                 .manifest
                 .as_ref()

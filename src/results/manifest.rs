@@ -123,8 +123,8 @@ impl Run {
         let write = || -> io::Result<()> {
             let file = OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .mode(0o600)
                 .open(&tmp)?;
             let mut w = self.seal(file)?;
@@ -134,11 +134,16 @@ impl Run {
             Ok(())
         };
         if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                let _ = std::fs::remove_file(&tmp);
+            }
             return Err(e);
         }
         let dest = self.dir().join(&name);
-        std::fs::rename(&tmp, &dest)?;
+        if let Err(e) = crate::place::rename_noreplace(&tmp, &dest) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         sync_dir(self.dir());
         Ok(dest)
     }

@@ -145,6 +145,7 @@ impl Run {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .mode(0o600)
             .open(&partial)?;
         let header = ObjectHeader {
@@ -300,7 +301,12 @@ impl ObjectWriter {
             self.write_receipt(&tail)?;
         }
         let object = format!("{}{}", self.name, kind.object_suffix());
-        std::fs::rename(self.dir.join(self.partial_name()), self.dir.join(&object))?;
+        // Never over a name someone put there (the id is random, so only a
+        // planted file can be in the way).
+        crate::place::rename_noreplace(
+            &self.dir.join(self.partial_name()),
+            &self.dir.join(&object),
+        )?;
         sync_dir(&self.dir);
         Ok(Finished {
             object,
@@ -318,6 +324,7 @@ impl ObjectWriter {
             let file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .mode(0o600)
                 .open(&tmp)?;
             let mut w = self.recipients.seal(file)?;
@@ -326,10 +333,18 @@ impl ObjectWriter {
             w.finish()?.sync_all()
         };
         if let Err(e) = write() {
+            // A temporary name already there is someone else's: left alone.
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            return Err(e);
+        }
+        // Never over a name someone put there (as for the object).
+        if let Err(e) = crate::place::rename_noreplace(&tmp, &self.dir.join(name)) {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        std::fs::rename(&tmp, self.dir.join(name))
+        Ok(())
     }
 
     /// Drops the object and deletes its file (the job deleted the file

@@ -261,10 +261,16 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
 
-    /// More log lines (-v info, -vv debug). Log lines name files and chunk
-    /// numbers, never file contents or keys.
+    /// More log lines (-v info, -vv debug). Log lines name the archive, the
+    /// entry number and the chunk, never names, sizes, contents or keys
+    /// (see --log-names).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Show names, paths and sizes from the archives and results in log
+    /// lines.
+    #[arg(long, long_help = hpcs::log::NAMES_HELP)]
+    pub log_names: bool,
 
     /// Unmount an hpcs mount (the daemon serving it then exits 0).
     #[arg(long, value_name = "MOUNTPOINT", exclusive = true)]

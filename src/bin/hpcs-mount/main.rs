@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     hpcs::log::init("hpcs-mount", cli.verbose);
+    hpcs::log::set_names(cli.log_names);
     exit::finish(run(cli))
 }
 

@@ -160,6 +160,9 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             )));
         }
     }
+    if let Some(p) = &cli.pidfile {
+        check_pidfile(p)?;
+    }
     let watch = if !cli.cmd.is_empty() || cli.no_watch {
         None
     } else {
@@ -269,6 +272,29 @@ fn per_archive<T>(
         }
     }
     Ok(out)
+}
+
+/// Refuses a `--pidfile` that is a symlink (even a dangling one), not a
+/// regular file, or another user's file (exit 4), before anything is
+/// mounted; [`hpcs::place::write_private_file`] refuses them again when it
+/// writes (it never follows a symlink planted in between).
+fn check_pidfile(p: &std::path::Path) -> Result<(), Fail> {
+    use std::os::unix::fs::MetadataExt;
+    let why = match std::fs::symlink_metadata(p) {
+        Err(_) => return Ok(()),
+        Ok(md) if md.file_type().is_symlink() => "is a symlink (never followed)",
+        Ok(md) if !md.is_file() => "exists and is not a regular file",
+        // SAFETY: geteuid has no preconditions.
+        Ok(md) if md.uid() != unsafe { libc::geteuid() } => "belongs to another user",
+        Ok(_) => return Ok(()),
+    };
+    Err(Fail::new(
+        exit::OUTPUT_EXISTS,
+        format!(
+            "--pidfile {} {why}; remove it or choose another name",
+            p.display()
+        ),
+    ))
 }
 
 /// A name that can be one directory entry under the mount root.

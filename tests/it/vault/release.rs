@@ -233,9 +233,13 @@ fn a_pinned_vault_mount_refuses_an_archive_of_another_dataset() {
     c.args(["--vault", "--dataset", "trap", "--allow", JOB_A, "-q"]);
     assert_ok(&c.output().unwrap(), "bob packs bob/trap for alice's job");
     let bobs = site.path("bobs.hpcs");
-    let bob_trap = format!("{}/trap", site.entity_of("userpass", "bob", BOB_PW));
-    assert_eq!(archive_ref(&bobs).0.dataset, bob_trap);
-    let alice_genome = site.alice("genome");
+    // Owner spaces are Vault entity ids: "<bob's entity id>/trap".
+    let trap = archive_ref(&bobs).0.dataset;
+    let wanted = archive_ref(&genome).0.dataset;
+    assert!(
+        trap.ends_with("/trap") && wanted.ends_with("/genome"),
+        "{trap} {wanted}"
+    );
     let pin_of = |p: &std::path::Path| {
         hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(p).unwrap())
             .unwrap()
@@ -247,7 +251,7 @@ fn a_pinned_vault_mount_refuses_an_archive_of_another_dataset() {
 
     assert_mounted_and_read(&mount_cat(&site, &agent, &bobs, &[]));
     for expect in [
-        ["--vault-dataset", alice_genome.as_str()],
+        ["--vault-dataset", wanted.as_str()],
         ["--pin", pin.as_str()],
     ] {
         let o = mount_cat(&site, &agent, &bobs, &expect);
@@ -255,12 +259,7 @@ fn a_pinned_vault_mount_refuses_an_archive_of_another_dataset() {
         assert!(err.contains("not the expected"), "{err}");
         assert!(o.stdout.is_empty());
     }
-    let both = [
-        "--vault-dataset",
-        alice_genome.as_str(),
-        "--pin",
-        pin.as_str(),
-    ];
+    let both = ["--vault-dataset", wanted.as_str(), "--pin", pin.as_str()];
     assert_mounted_and_read(&mount_cat(&site, &agent, &genome, &both));
 }
 

@@ -12,6 +12,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Show names, paths and sizes from archives and results in messages.
+    #[arg(long, global = true, long_help = hpcs::log::NAMES_HELP)]
+    pub log_names: bool,
 }
 
 pub const EXIT_HELP: &str =
@@ -35,7 +39,25 @@ pub enum Command {
     /// Write one file of an archive to standard output.
     Cat(CatArgs),
     /// Change who can open an archive, without re-encrypting its data.
+    ///
+    /// Rewrap writes a new header over the same data key, archive id and
+    /// streams (the pin stays). It is not revocation: a removed recipient who
+    /// kept the old header (its first few hundred bytes, or any copy of the
+    /// file) or the data key can splice it back and open the rewrapped archive
+    /// again. To shut someone out use `rekey` (new data key, archive id and
+    /// pin; for archives whose key is in Vault, pack again with `pack --vault
+    /// --replace`), then update the pins that name the archive.
     Rewrap(RewrapArgs),
+    /// Re-encrypt an archive under a new data key and archive id (revocation).
+    ///
+    /// The same recipient arithmetic as rewrap (-r, -R, --remove-recipient),
+    /// but the streams are decrypted and sealed again under a fresh data key
+    /// and archive id, chunk by chunk in memory (no plaintext on disk), into a
+    /// temporary file renamed into place. A removed recipient's old header or
+    /// old data key opens nothing of the result. The pin changes: update the
+    /// pins that name the archive (hpcs-job, --pin). Archives whose key is in
+    /// Vault are refused (pack them again with `pack --vault --replace`).
+    Rekey(RewrapArgs),
     /// Store an existing archive's key in Vault for SPIFFE IDs (rewrites only the header).
     Register(crate::cli_vault::RegisterArgs),
     /// Change which SPIFFE IDs may fetch a dataset's key from Vault (Vault only).
@@ -317,6 +339,8 @@ pub struct RewrapArgs {
     pub recipients_files: Vec<PathBuf>,
 
     /// Remove this recipient (repeatable; as it was given when packing).
+    /// With rewrap this is not revocation (see `rewrap --help`); with rekey
+    /// it is.
     #[arg(long = "remove-recipient", value_name = "RECIPIENT")]
     pub remove: Vec<String>,
 

@@ -1,7 +1,7 @@
 //! hpcs-pack: the researcher's tool on the secure device. Thin: parses the
 //! command line (cli.rs), calls the hpcs library, maps errors to the numbered
 //! exit codes of `hpcs::exit` with a message saying what to do. One file per
-//! command that needs more than a screen (pack_cmd, inspect, rewrap_cmd,
+//! command that needs more than a screen (pack_cmd, inspect, rewrap_cmd, rekey_cmd,
 //! vault_cmd, results_cmd); here the opening of an archive they share, and
 //! verify, extract and cat.
 
@@ -10,6 +10,7 @@ mod cli;
 mod cli_vault;
 mod inspect;
 mod pack_cmd;
+mod rekey_cmd;
 mod results_cmd;
 mod rewrap_cmd;
 mod secret_input;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     hpcs::log::init("hpcs-pack", 0);
+    hpcs::log::set_names(cli.log_names);
     exit::finish(run(cli).map(|()| exit::OK))
 }
 
@@ -62,6 +64,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Extract(a) => extract(a),
         Command::Cat(a) => cat(a),
         Command::Rewrap(a) => rewrap_cmd::rewrap(a),
+        Command::Rekey(a) => rekey_cmd::rekey(a),
         Command::Register(a) => vault_cmd::register(a),
         Command::Allow(a) => vault_cmd::allow(a),
         Command::Revoke(a) => vault_cmd::revoke(a),
@@ -123,6 +126,13 @@ fn archive_fail(path: &Path, e: &hpcs::crypto::Error) -> Fail {
         exit::for_format(e),
         format!("{}: {e}{hint}", path.display()),
     )
+}
+
+/// An extract or cat failure, naming the archive first.
+fn in_archive(path: &Path, e: hpcs::extract::ExtractError) -> Fail {
+    let mut f = Fail::from(e);
+    f.msg = format!("{}: {}", path.display(), f.msg);
+    f
 }
 
 fn load_key(
@@ -222,7 +232,8 @@ fn extract(a: cli::ExtractArgs) -> Result<(), Fail> {
     let pb = Progress::new(a.quiet, total, "extracting");
     let r = hpcs::extract::extract(&archive, &ext, &a.output, &a.paths, &mut |done| {
         pb.set(done)
-    })?;
+    })
+    .map_err(|e| in_archive(&a.archive, e))?;
     pb.finish();
     if !a.quiet {
         eprintln!(
@@ -252,12 +263,16 @@ fn cat(a: cli::CatArgs) -> Result<(), Fail> {
     if !is_file {
         return Err(Fail::new(
             exit::BAD_PATH,
-            format!("{:?} is not a regular file in the archive", a.path),
+            format!(
+                "{}: {} is not a regular file in the archive",
+                a.archive.display(),
+                hpcs::log::Name(a.path.as_bytes())
+            ),
         ));
     }
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    hpcs::extract::cat(&archive, &ext, id, &mut w)?;
+    hpcs::extract::cat(&archive, &ext, id, &mut w).map_err(|e| in_archive(&a.archive, e))?;
     w.flush()
         .map_err(|e| Fail::new(exit::OUTPUT, format!("cannot write to stdout: {e}")))
 }

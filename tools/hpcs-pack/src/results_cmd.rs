@@ -173,11 +173,13 @@ fn verdict(report: &DirReport) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The object, and with `--log-names` the result's path: names stay out of
+/// the report by default (it may be kept or piped to shared files).
 fn show_path(f: &FileReport) -> String {
-    f.path.as_deref().map_or_else(
-        || f.object.clone(),
-        |p| String::from_utf8_lossy(p).into_owned(),
-    )
+    match &f.path {
+        Some(p) => format!("{}{}", f.object, hpcs::log::Also(p)),
+        None => f.object.clone(),
+    }
 }
 
 fn print_report(r: &DirReport, quiet: bool) {
@@ -224,25 +226,24 @@ fn print_file(f: &FileReport, quiet: bool) {
     match &f.status {
         Status::Complete if quiet => {}
         Status::Complete => {
-            let size = f.size.map_or(String::new(), |s| format!(" ({s} bytes)"));
+            let size = match f.size {
+                Some(n) if hpcs::log::names() => format!(" ({n} bytes)"),
+                _ => String::new(),
+            };
             match &f.written {
-                Some(w) => println!("  ok          {p}{size} -> {}", w.display()),
-                None => println!("  ok          {p}{size}"),
+                Some(w) if hpcs::log::names() => println!("  ok          {p}{size} -> {}", w.display()),
+                _ => println!("  ok          {p}{size}"),
             }
         }
         Status::Incomplete(why) => println!("  INCOMPLETE  {p}: {why}"),
-        Status::Tampered(why) => println!("  TAMPERED    {p} ({}): {why}", f.object),
-        Status::Missing => println!(
-            "  MISSING     {p}: listed in the manifest, but {} is gone",
-            f.object
-        ),
+        Status::Tampered(why) => println!("  TAMPERED    {p}: {why}"),
+        Status::Missing => println!("  MISSING     {p}: listed in the manifest, but it is gone"),
         Status::Exists(to) => println!(
             "  EXISTS      {p}: not written, {} already exists (never overwritten)",
-            to.display()
+            hpcs::log::Name(to.as_os_str().as_encoded_bytes())
         ),
         Status::Unlisted => println!(
-            "  unlisted    {p} ({}): authentic but not in the manifest (deleted by the job, or put back); ignored",
-            f.object
+            "  unlisted    {p}: authentic but not in the manifest (deleted by the job, or put back); ignored"
         ),
     }
 }

@@ -12,6 +12,7 @@ use crate::extract::ExtractError;
 use crate::keys::stanzas::StanzaError;
 use crate::keys::KeyError;
 use crate::pack::PackError;
+use crate::reference::RefError;
 use crate::rewrap::RewriteError;
 
 /// Success.
@@ -104,6 +105,23 @@ pub const VAULT_CONFIG: u8 = 48;
 pub const VAULT_LOGIN: u8 = 49;
 /// hpcs-mount: the scratch directory (--scratch) is unusable.
 pub const SCRATCH: u8 = 50;
+/// hpcs-mount: memory for plaintext and keys cannot be locked in RAM (the
+/// locked-memory limit, `ulimit -l`, is too small), and
+/// `--allow-unlocked-memory` was not given.
+pub const MEMORY_LOCK: u8 = 54;
+/// Crypt4GH: the secret key is unusable (unreadable, not a Crypt4GH key,
+/// passphrase missing or wrong).
+pub const C4GH_KEY: u8 = 60;
+/// Crypt4GH: a file cannot be used (not Crypt4GH, malformed, or not
+/// encrypted to the key given).
+pub const C4GH_INPUT: u8 = 61;
+/// Crypt4GH: a file failed authentication (a segment damaged, moved,
+/// duplicated or replaced).
+pub const C4GH_AUTH: u8 = 62;
+/// Crypt4GH: a file a reference archive names is missing, or changed since
+/// the archive was packed (length or header: segments added or cut off, a
+/// header packet added, the edit list changed, the file replaced).
+pub const C4GH_CHANGED: u8 = 63;
 /// Interrupted by SIGINT or SIGTERM.
 pub const INTERRUPTED: u8 = 130;
 
@@ -241,6 +259,26 @@ pub const TABLE: &[(u8, &str)] = &[
         "hpcs-mount: the scratch directory (--scratch) is unusable",
     ),
     (
+        MEMORY_LOCK,
+        "hpcs-mount: decrypted data cannot be locked in RAM (ulimit -l too small; see --allow-unlocked-memory)",
+    ),
+    (
+        C4GH_KEY,
+        "the Crypt4GH secret key is unusable (unreadable, not a key, passphrase missing or wrong)",
+    ),
+    (
+        C4GH_INPUT,
+        "a Crypt4GH file cannot be used (not Crypt4GH, malformed, or not encrypted to this key)",
+    ),
+    (
+        C4GH_AUTH,
+        "a Crypt4GH file failed authentication (a segment damaged, moved or replaced)",
+    ),
+    (
+        C4GH_CHANGED,
+        "a Crypt4GH file a reference archive names is missing or changed since it was packed",
+    ),
+    (
         INTERRUPTED,
         "interrupted by SIGINT or SIGTERM; nothing was left under the output name",
     ),
@@ -320,8 +358,38 @@ pub fn for_extract(e: &ExtractError) -> u8 {
     match e {
         ExtractError::UnsafePath(_) | ExtractError::NotFound(_) => BAD_PATH,
         ExtractError::Exists(_) => OUTPUT_EXISTS,
-        ExtractError::NotADir(_) | ExtractError::Write { .. } => OUTPUT,
-        ExtractError::Archive(e) => for_format(e),
+        ExtractError::NotADir(_) | ExtractError::Write { .. } | ExtractError::Dest { .. } => OUTPUT,
+        ExtractError::Archive(e) | ExtractError::Entry { err: e, .. } => for_format(e),
+        ExtractError::Reference(e) => for_reference(e),
+    }
+}
+
+/// Exit code for a Crypt4GH key or file error (`crate::crypt4gh`): a file
+/// that cannot be read is [`INPUT`], anything else [`C4GH_INPUT`].
+pub fn for_crypt4gh_file(e: &crate::crypt4gh::Error) -> u8 {
+    use crate::crypt4gh::Error as C;
+    match e {
+        C::Io(_) => INPUT,
+        C::SegmentAuth(_) => C4GH_AUTH,
+        _ => C4GH_INPUT,
+    }
+}
+
+/// Exit code for a reference archive error.
+pub fn for_reference(e: &RefError) -> u8 {
+    match e {
+        RefError::SecretKey { .. } => C4GH_KEY,
+        RefError::NotUsable { err, .. } => for_crypt4gh_file(err),
+        RefError::InputAuth { .. } | RefError::SegmentAuth { .. } => C4GH_AUTH,
+        RefError::BadInput { .. } | RefError::Read { .. } => INPUT,
+        RefError::Missing { .. } | RefError::Changed { .. } => C4GH_CHANGED,
+        RefError::SegmentRead { err, .. } if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            C4GH_CHANGED
+        }
+        RefError::SegmentRead { .. } => INPUT,
+        RefError::Invalid(_) => PAYLOAD,
+        RefError::Format(e) => for_format(e),
+        RefError::Pack(e) => for_pack(e),
     }
 }
 
@@ -386,6 +454,12 @@ impl From<RewriteError> for Fail {
 impl From<PackError> for Fail {
     fn from(e: PackError) -> Fail {
         Fail::new(for_pack(&e), e.to_string())
+    }
+}
+
+impl From<RefError> for Fail {
+    fn from(e: RefError) -> Fail {
+        Fail::new(for_reference(&e), e.to_string())
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::crypto::index::{Kind, NodeId, ROOT};
 use crate::crypto::{self, Archive, Source};
+use crate::reference::{ExternalFiles, RefError};
 
 /// Why extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,22 +28,55 @@ pub enum ExtractError {
     #[error("{0:?} is not in the archive (see `hpcs-pack inspect -i …` for its contents)")]
     NotFound(String),
     /// The destination already has something at that name.
-    #[error("{0} already exists; extract into an empty directory")]
+    #[error("{} already exists; extract into an empty directory", Hidden(.0))]
     Exists(PathBuf),
     /// A destination directory component is a symlink or not a directory.
-    #[error("{0} is not a directory (refusing to write through symlinks)")]
+    #[error("{} is not a directory (refusing to write through symlinks)", Hidden(.0))]
     NotADir(PathBuf),
     /// Writing failed.
-    #[error("cannot write {path}: {err}")]
+    #[error("cannot write {}: {err}", Hidden(path))]
     Write {
         /// Path.
         path: PathBuf,
         /// Why.
         err: io::Error,
     },
+    /// The destination directory given is not a directory or cannot be
+    /// created.
+    #[error("destination {}: {why}", .path.display())]
+    Dest {
+        /// The directory given.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// Reading an entry from the archive failed (authentication, I/O).
+    #[error("entry {entry}{}: {err}", crate::log::Also(.name))]
+    Entry {
+        /// The entry number in the index.
+        entry: NodeId,
+        /// Its path (shown with `--log-names` only).
+        name: Vec<u8>,
+        /// Why.
+        err: crypto::Error,
+    },
     /// Reading the archive failed (authentication, I/O).
     #[error(transparent)]
     Archive(#[from] crypto::Error),
+    /// Reading an external Crypt4GH file of a reference archive failed
+    /// (changed, missing, a segment failed authentication).
+    #[error(transparent)]
+    Reference(#[from] RefError),
+}
+
+/// A destination path built from archive names: shown with `--log-names`
+/// only (see [`crate::log`]).
+struct Hidden<'a>(&'a Path);
+
+impl std::fmt::Display for Hidden<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", crate::log::Name(self.0.as_os_str().as_bytes()))
+    }
 }
 
 /// Checks a user-supplied archive path and returns its components.
@@ -69,9 +103,12 @@ pub struct Extracted {
     pub bytes: u64,
 }
 
-/// Extracts `paths` (everything when empty) of `archive` under `dest`.
+/// Extracts `paths` (everything when empty) of `archive` under `dest`;
+/// `externals` are the archive's external Crypt4GH files (none for a plain
+/// archive).
 pub fn extract<S: Source>(
     archive: &Archive<S>,
+    externals: &ExternalFiles,
     dest: &Path,
     paths: &[String],
     progress: &mut dyn FnMut(u64),
@@ -120,10 +157,7 @@ pub fn extract<S: Source>(
         let path = path.to_path_buf();
         move |err| ExtractError::Write { path, err }
     };
-    ensure_dir(dest).map_err(|e| match e {
-        ExtractError::NotADir(p) => ExtractError::NotADir(p),
-        e => e,
-    })?;
+    ensure_dir(dest)?;
     let mut out = Extracted::default();
     let mut where_: HashMap<NodeId, PathBuf> = HashMap::new();
     let mut dirs: Vec<(PathBuf, u16, i64, u32)> = Vec::new();
@@ -163,12 +197,16 @@ pub fn extract<S: Source>(
                 )?;
                 set_times(&path, node.mtime, node.mtime_nsec, false);
             }
-            Kind::File { inode, size, .. } => {
+            Kind::File { .. } | Kind::External { .. } => {
+                let (inode, size) = match node.kind {
+                    Kind::File { inode, size, .. } => (inode, size),
+                    _ => (id, node.size()),
+                };
                 if fs::symlink_metadata(&path).is_ok() {
                     return Err(ExtractError::Exists(path));
                 }
-                if *inode != id {
-                    if let Some(first) = where_.get(inode) {
+                if inode != id {
+                    if let Some(first) = where_.get(&inode) {
                         fs::hard_link(first, &path).map_err(wr(&path))?;
                         continue;
                     }
@@ -182,28 +220,37 @@ pub fn extract<S: Source>(
                     .mode(0o600)
                     .open(&tmp)
                     .map_err(wr(&tmp))?;
-                let r = copy_file(archive, id, *size, &mut f, &mut buf, &mut |n| {
+                let source = FileData {
+                    archive,
+                    externals,
+                    id,
+                    kind: &node.kind,
+                };
+                let r = copy_file(&source, size, &mut f, &mut buf, &mut |n| {
                     done_bytes += n;
                     progress(done_bytes)
                 });
                 if let Err(e) = r {
                     drop(f);
                     let _ = fs::remove_file(&tmp);
-                    return Err(match e {
-                        CopyError::Archive(e) => ExtractError::Archive(e),
-                        CopyError::Write(err) => ExtractError::Write { path, err },
-                    });
+                    return Err(
+                        e.into_extract(id, tree.path(id), |err| ExtractError::Write { path, err })
+                    );
                 }
                 f.set_permissions(fs::Permissions::from_mode(node.mode.into()))
                     .map_err(wr(&tmp))?;
                 drop(f);
                 set_times(&tmp, node.mtime, node.mtime_nsec, true);
-                // Refuse to replace anything that appeared meanwhile.
-                if fs::symlink_metadata(&path).is_ok() {
+                // Never replaces anything that appeared meanwhile: the name
+                // is taken atomically (renameat2 RENAME_NOREPLACE).
+                if let Err(e) = crate::place::rename_noreplace(&tmp, &path) {
                     let _ = fs::remove_file(&tmp);
-                    return Err(ExtractError::Exists(path));
+                    return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                        ExtractError::Exists(path)
+                    } else {
+                        ExtractError::Write { path, err: e }
+                    });
                 }
-                fs::rename(&tmp, &path).map_err(wr(&path))?;
                 out.files += 1;
                 out.bytes += size;
                 where_.insert(id, path);
@@ -220,12 +267,56 @@ pub fn extract<S: Source>(
 
 enum CopyError {
     Archive(crypto::Error),
+    Reference(RefError),
     Write(io::Error),
 }
 
-fn copy_file<S: Source>(
-    archive: &Archive<S>,
+impl CopyError {
+    /// The error of copying entry `entry` (path `name`, shown with
+    /// `--log-names` only); `write` says what a failed write is.
+    fn into_extract(
+        self,
+        entry: NodeId,
+        name: Vec<u8>,
+        write: impl FnOnce(io::Error) -> ExtractError,
+    ) -> ExtractError {
+        match self {
+            CopyError::Archive(err) => ExtractError::Entry { entry, name, err },
+            CopyError::Reference(e) => ExtractError::Reference(e),
+            CopyError::Write(err) => write(err),
+        }
+    }
+}
+
+/// Where a file's bytes come from: the data stream, or an external file.
+struct FileData<'a, S> {
+    archive: &'a Archive<S>,
+    externals: &'a ExternalFiles,
     id: NodeId,
+    kind: &'a Kind,
+}
+
+impl<S: Source> FileData<'_, S> {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, CopyError> {
+        match self.kind {
+            Kind::External { ext, .. } => self
+                .externals
+                .get(*ext)
+                .ok_or(CopyError::Reference(RefError::Invalid(
+                    "an external file of the archive was not opened",
+                )))?
+                .read_at(self.archive, off, buf)
+                .map_err(CopyError::Reference),
+            _ => self
+                .archive
+                .read_at(self.id, off, buf)
+                .map_err(CopyError::Archive),
+        }
+    }
+}
+
+fn copy_file<S: Source>(
+    source: &FileData<'_, S>,
     size: u64,
     w: &mut dyn Write,
     buf: &mut [u8],
@@ -235,7 +326,7 @@ fn copy_file<S: Source>(
     let mut used = 0usize;
     let result = (|| {
         while off < size {
-            let n = archive.read_at(id, off, buf).map_err(CopyError::Archive)?;
+            let n = source.read_at(off, buf)?;
             if n == 0 {
                 return Err(CopyError::Archive(crypto::Error::BadRequest));
             }
@@ -256,17 +347,27 @@ fn copy_file<S: Source>(
 /// is released.
 pub fn cat<S: Source>(
     archive: &Archive<S>,
+    externals: &ExternalFiles,
     id: NodeId,
     w: &mut dyn Write,
 ) -> Result<u64, ExtractError> {
-    let size = archive.extent(id).ok_or(crypto::Error::NotAFile)?.1;
+    let node = archive.tree().node(id).ok_or(crypto::Error::NotAFile)?;
+    if !matches!(node.kind, Kind::File { .. } | Kind::External { .. }) {
+        return Err(crypto::Error::NotAFile.into());
+    }
+    let size = node.size();
+    let source = FileData {
+        archive,
+        externals,
+        id,
+        kind: &node.kind,
+    };
     let mut buf = vec![0u8; 1 << 20];
-    copy_file(archive, id, size, w, &mut buf, &mut |_| {}).map_err(|e| match e {
-        CopyError::Archive(e) => ExtractError::Archive(e),
-        CopyError::Write(err) => ExtractError::Write {
+    copy_file(&source, size, w, &mut buf, &mut |_| {}).map_err(|e| {
+        e.into_extract(id, archive.tree().path(id), |err| ExtractError::Dest {
             path: PathBuf::from("<stdout>"),
-            err,
-        },
+            why: format!("cannot write: {err}"),
+        })
     })?;
     Ok(size)
 }
@@ -274,10 +375,13 @@ pub fn cat<S: Source>(
 fn ensure_dir(dest: &Path) -> Result<(), ExtractError> {
     match fs::symlink_metadata(dest) {
         Ok(md) if md.is_dir() => Ok(()),
-        Ok(_) => Err(ExtractError::NotADir(dest.to_path_buf())),
-        Err(_) => fs::create_dir_all(dest).map_err(|err| ExtractError::Write {
+        Ok(_) => Err(ExtractError::Dest {
             path: dest.to_path_buf(),
-            err,
+            why: "not a directory (refusing to write through symlinks)".into(),
+        }),
+        Err(_) => fs::create_dir_all(dest).map_err(|err| ExtractError::Dest {
+            path: dest.to_path_buf(),
+            why: format!("cannot create it: {err}"),
         }),
     }
 }

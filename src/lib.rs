@@ -5,12 +5,14 @@
 //! knows nothing else; [`crypt4gh`] is a codec for the GA4GH format beside
 //! it; [`keys`] turns key stanzas into data keys and back; [`pack`] and
 //! [`extract`] move trees between a local filesystem and an archive,
-//! [`rewrap`] gives an archive a new header over the same data; [`results`]
-//! is the encrypted-results format; the `fs` module (FUSE) serves unlocked
-//! archives, and the `mount` module runs that service as a process (daemon,
-//! readiness, signals, unmount). Leaves every layer may use: [`secmem`]
-//! (locked memory), [`exit`] (exit codes), [`log`], [`util`]. Binaries wire
-//! them together.
+//! [`rewrap`] gives an archive a new header over the same data; [`reference`]
+//! builds and reads archives whose files are external `.c4gh` files;
+//! [`results`] is the encrypted-results format; the `fs` module (FUSE) serves
+//! unlocked archives, and the `mount` module runs that service as a process
+//! (daemon, readiness, signals, unmount). Leaves every layer may use:
+//! [`secmem`] (locked memory), [`exit`] (exit codes), [`log`], [`util`],
+//! [`place`] (files put at a name without replacing or following). Binaries
+//! wire them together.
 
 pub mod crypt4gh;
 pub mod crypto;
@@ -23,6 +25,8 @@ pub mod log;
 #[cfg(feature = "fuse")]
 pub mod mount;
 pub mod pack;
+pub mod place;
+pub mod reference;
 pub mod results;
 pub mod rewrap;
 pub mod secmem;

@@ -341,14 +341,6 @@ pub fn write(
     progress: &mut dyn FnMut(u64),
     stop: &AtomicBool,
 ) -> Result<Packed, PackError> {
-    let out_err = |err| PackError::Output {
-        path: out.to_path_buf(),
-        err,
-    };
-    if !force && fs::symlink_metadata(out).is_ok() {
-        return Err(PackError::OutputExists(out.to_path_buf()));
-    }
-    let tmp = TempOut::create(out).map_err(out_err)?;
     let mut feeder = Feeder {
         scan,
         next: 0,
@@ -356,7 +348,71 @@ pub fn write(
         cur: None,
         stop,
     };
-    let mut fill_err: Option<PackError> = None;
+    let stream = (&scan.index[..], scan.data_len);
+    write_file(
+        out,
+        force,
+        opts,
+        key,
+        archive_id,
+        stanzas,
+        stream,
+        &mut feeder,
+        progress,
+        stop,
+    )
+}
+
+/// Produces the plaintext of a data stream for [`write_file`].
+pub trait Filler: Send {
+    /// What goes wrong producing it.
+    type Error: From<PackError> + Send;
+    /// Fills `buf` completely with the next bytes of the stream.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), Self::Error>;
+    /// After the last byte, before the archive is committed: checks that
+    /// the sources ended as expected.
+    fn finish(&mut self) -> Result<(), Self::Error>;
+}
+
+impl Filler for Feeder<'_> {
+    type Error = PackError;
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), PackError> {
+        Feeder::fill(self, buf)
+    }
+    fn finish(&mut self) -> Result<(), PackError> {
+        Feeder::finish(self)
+    }
+}
+
+/// Writes an archive with `index` and a data stream of `data_len` bytes from
+/// `filler` to `out` atomically: a temporary file next to it, synced and
+/// renamed into place only when complete, and never when `stop` was set
+/// meanwhile (then the error is [`PackError::Interrupted`]). An existing
+/// `out` is refused unless `force`. The filler's own errors come back as
+/// they are.
+#[allow(clippy::too_many_arguments)]
+pub fn write_file<F: Filler>(
+    out: &Path,
+    force: bool,
+    opts: &WriteOptions,
+    key: &DataKey,
+    archive_id: [u8; 32],
+    stanzas: Vec<Stanza>,
+    (index, data_len): (&[u8], u64),
+    filler: &mut F,
+    progress: &mut dyn FnMut(u64),
+    stop: &AtomicBool,
+) -> Result<Packed, F::Error> {
+    let out_err = |err| PackError::Output {
+        path: out.to_path_buf(),
+        err,
+    };
+    let interrupted = || F::Error::from(PackError::Interrupted(out.to_path_buf()));
+    if !force && fs::symlink_metadata(out).is_ok() {
+        return Err(PackError::OutputExists(out.to_path_buf()).into());
+    }
+    let tmp = TempOut::create(out).map_err(out_err)?;
+    let mut fill_err: Option<F::Error> = None;
     let result = {
         let mut w = BufWriter::with_capacity(1 << 20, tmp.file());
         crypto::write_archive(
@@ -365,31 +421,30 @@ pub fn write(
             key,
             archive_id,
             stanzas,
-            &scan.index,
-            scan.data_len,
+            index,
+            data_len,
             &mut |buf: &mut [u8]| {
-                feeder.fill(buf).map_err(|e| {
-                    let msg = e.to_string();
+                filler.fill(buf).map_err(|e| {
                     fill_err = Some(e);
-                    io::Error::other(msg)
+                    io::Error::other("the data stream could not be filled")
                 })
             },
             progress,
         )
     };
+    if stop.load(Ordering::Relaxed) {
+        return Err(interrupted());
+    }
     if let Some(e) = fill_err {
-        return Err(match e {
-            PackError::Interrupted(_) => PackError::Interrupted(out.to_path_buf()),
-            e => e,
-        });
+        return Err(e);
     }
     let header = result.map_err(|e| match e {
         crypto::Error::Io(err) => out_err(err),
         e => PackError::Format(e),
     })?;
-    feeder.finish()?;
+    filler.finish()?;
     if stop.load(Ordering::Relaxed) {
-        return Err(PackError::Interrupted(out.to_path_buf()));
+        return Err(interrupted());
     }
     let archive_len = header.archive_len();
     tmp.commit(out, force).map_err(out_err)?;
@@ -452,17 +507,16 @@ impl TempOut {
         if replace {
             fs::rename(&self.path, out)?;
         } else {
-            // Hard link refuses an existing name atomically; then drop the temp name.
-            match fs::hard_link(&self.path, out) {
-                Ok(()) => fs::remove_file(&self.path)?,
+            // renameat2(RENAME_NOREPLACE) (or a hard link) refuses an
+            // existing name atomically: never check, then rename.
+            match crate::place::rename_noreplace(&self.path, out) {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(io::Error::new(
                         io::ErrorKind::AlreadyExists,
                         "output appeared while packing",
                     ))
                 }
-                // Filesystems without hard links: check, then rename.
-                Err(_) if fs::symlink_metadata(out).is_err() => fs::rename(&self.path, out)?,
                 Err(e) => return Err(e),
             }
         }

@@ -11,14 +11,26 @@
 //! non-dumpable and sets its core limit to zero; [`lock_all_memory`] locks
 //! every page the process touches when it is privileged or unlimited (that is
 //! what keeps the cipher contexts held by the archive reader out of swap).
-//! Nothing here panics or aborts when locking is refused: callers get a
-//! warning to show, and the memory is still usable and still wiped.
+//! Nothing here panics or aborts when locking is refused. By default the
+//! memory is then still usable and still wiped, and callers decide (the
+//! mount refuses to start); after [`require_locked`] a [`Region`] that
+//! cannot be locked is an error instead, so a buffer allocated while serving
+//! (a reply buffer for a new thread) never holds plaintext unlocked.
 
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+/// Set by [`require_locked`]: [`Region::new`] fails when it cannot lock.
+static REQUIRE_LOCKED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, a [`Region`] that cannot be locked in RAM is not created:
+/// [`Region::new`] returns the `mlock` error instead of unlocked memory.
+pub fn require_locked() {
+    REQUIRE_LOCKED.store(true, Ordering::Relaxed);
+}
 
 /// Result of [`harden_process`]: what to restore in children, and warnings.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +106,124 @@ pub fn lock_all_memory() -> bool {
     unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) == 0 }
 }
 
+/// Marks every private anonymous mapping of the process `MADV_DONTDUMP`,
+/// except the main thread's stack (`[stack]`): the malloc heap and arenas
+/// (the tree of names, the index, cipher contexts, age and Vault buffers),
+/// thread stacks, and large buffers dependencies map themselves (fuser's
+/// 16 MiB receive buffer per FUSE thread). Reserved but unused parts of a
+/// mapping keep the mark when they come into use; mappings made later need
+/// another call ([`exclude_from_dumps_every`]). Returns how many mappings
+/// were marked. This only keeps them out of core dumps (gcore by root): it
+/// neither locks nor wipes them.
+pub fn exclude_from_dumps() -> usize {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return 0;
+    };
+    maps.lines()
+        .filter_map(anonymous_mapping)
+        .filter(|&(start, end)| {
+            // SAFETY: a mapping of this process listed by the kernel;
+            // MADV_DONTDUMP changes only its dump flag, never its contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTDUMP) == 0
+            }
+        })
+        .count()
+}
+
+/// The range of a `/proc/self/maps` line if it is a private anonymous
+/// mapping other than the main stack and the kernel's special ones.
+fn anonymous_mapping(line: &str) -> Option<(usize, usize)> {
+    let mut f = line.split_ascii_whitespace();
+    let (range, perms, _offset, _dev, inode) =
+        (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+    let name = f.next().unwrap_or("");
+    let anonymous = name.is_empty()
+        || name == "[heap]"
+        || name.starts_with("[anon")
+        || name.starts_with("[stack:");
+    if inode != "0" || !perms.ends_with('p') || !anonymous {
+        return None;
+    }
+    let (start, end) = range.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    (end > start).then_some((start, end))
+}
+
+/// Runs [`exclude_from_dumps`] now and then every `period` in a thread of
+/// its own for the life of the process, so mappings made while serving
+/// (a new thread's stack and malloc arena, a grown heap) are marked too.
+pub fn exclude_from_dumps_every(period: Duration) -> io::Result<()> {
+    exclude_from_dumps();
+    std::thread::Builder::new()
+        .name("hpcs-nodump".into())
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            exclude_from_dumps();
+        })
+        .map(|_| ())
+}
+
+/// Zeroes 256 KiB of the calling thread's stack below the current frame:
+/// call it on the main thread after the archive is opened, so key material
+/// left in dead stack frames does not stay in the one mapping
+/// [`exclude_from_dumps`] leaves in core dumps.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut buf = [0u8; 256 << 10];
+    // SAFETY: a local array we own.
+    unsafe { wipe(buf.as_mut_ptr(), buf.len()) };
+    std::hint::black_box(&mut buf);
+}
+
+/// A global allocator that zeroes every block before handing it back to
+/// `A` (the system allocator by default), and moves blocks on `realloc` so
+/// the old one is zeroed too: whatever a dependency keeps in the Rust heap
+/// (age's 64 KiB `StreamWriter` chunk, fuser's receive buffers, serde
+/// values of Vault responses, the index plaintext and the tree of names,
+/// RustCrypto cipher contexts) is wiped when it is dropped. hpcs-mount
+/// installs it (`#[global_allocator]`); it wipes, it does not lock.
+pub struct WipingAlloc<A = std::alloc::System>(pub A);
+
+// SAFETY: every method forwards to `A` with the same layout; blocks are
+// zeroed only while still owned (before `A::dealloc`), within their size.
+unsafe impl<A: std::alloc::GlobalAlloc> std::alloc::GlobalAlloc for WipingAlloc<A> {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { self.0.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as above.
+        unsafe { self.0.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` is a live block of `layout.size()` bytes owned by
+        // the caller, who gives it up here.
+        unsafe {
+            wipe(ptr, layout.size());
+            self.0.dealloc(ptr, layout);
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees `new_size` with `layout.align()` is
+        // a valid layout; the new block is fresh, the old one live.
+        unsafe {
+            let new_layout =
+                std::alloc::Layout::from_size_align_unchecked(new_size, layout.align());
+            let new = self.0.alloc(new_layout);
+            if !new.is_null() {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+            new
+        }
+    }
+}
+
 /// An anonymous mapping kept out of core dumps, locked when possible, and
 /// wiped (up to the highest byte ever handed out) before it is unmapped.
 pub struct Region {
@@ -112,8 +242,9 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    /// Maps `len` bytes (rounded up to whole pages). Fails only when the
-    /// mapping itself fails; whether it could be locked is [`Region::is_locked`].
+    /// Maps `len` bytes (rounded up to whole pages). Fails when the mapping
+    /// fails, or when it cannot be locked after [`require_locked`]; otherwise
+    /// whether it could be locked is [`Region::is_locked`].
     pub fn new(len: usize) -> io::Result<Region> {
         let page = page_size();
         let len = len.max(1).div_ceil(page) * page;
@@ -139,6 +270,15 @@ impl Region {
             libc::syscall(libc::SYS_mlock2, p, len, libc::MLOCK_ONFAULT) == 0
                 || libc::mlock(p, len) == 0
         };
+        if !locked && REQUIRE_LOCKED.load(Ordering::Relaxed) {
+            let e = io::Error::last_os_error();
+            // SAFETY: the mapping just created, never handed out.
+            unsafe { libc::munmap(p, len) };
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot lock {len} bytes in RAM: {e} (ulimit -l)"),
+            ));
+        }
         Ok(Region {
             ptr,
             len,
@@ -488,6 +628,99 @@ mod tests {
             "an empty range is fine"
         );
         drop((s, held));
+    }
+
+    #[test]
+    fn anonymous_mappings_are_found_and_marked() {
+        let heap =
+            "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]";
+        assert_eq!(
+            anonymous_mapping(heap),
+            Some((0x55d0c0a00000, 0x55d0c0a21000))
+        );
+        let anon = "7f1c2c000000-7f1c30000000 ---p 00000000 00:00 0 ";
+        assert_eq!(
+            anonymous_mapping(anon),
+            Some((0x7f1c2c000000, 0x7f1c30000000))
+        );
+        for other in [
+            "7ffd1e9e0000-7ffd1ea01000 rw-p 00000000 00:00 0                          [stack]",
+            "7ffd1eb5c000-7ffd1eb60000 r--p 00000000 00:00 0                          [vvar]",
+            "7f1c3a000000-7f1c3a028000 r--p 00000000 fe:00 1234                       /usr/lib/libc.so.6",
+            "7f1c3b000000-7f1c3b001000 rw-s 00000000 00:01 77                         /dev/zero (deleted)",
+        ] {
+            assert_eq!(anonymous_mapping(other), None, "{other}");
+        }
+        // A fresh mapping is marked: its smaps VmFlags gain "dd".
+        let v = vec![1u8; 4 << 20];
+        assert!(exclude_from_dumps() > 0);
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let addr = v.as_ptr() as usize;
+        let flags = smaps_flags_of(&smaps, addr).expect("the vec's mapping");
+        assert!(flags.split(' ').any(|f| f == "dd"), "{flags}");
+    }
+
+    /// The VmFlags line of the mapping holding `addr` in smaps text.
+    fn smaps_flags_of(smaps: &str, addr: usize) -> Option<&str> {
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                if inside {
+                    return Some(flags.trim());
+                }
+            } else if let Some((range, _)) = line.split_once(' ') {
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) =
+                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                    {
+                        inside = (a..b).contains(&addr);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks on every `dealloc` that the block it gets back is all zeros.
+    struct ExpectZeros(std::sync::atomic::AtomicUsize);
+
+    // SAFETY: forwards to System.
+    unsafe impl std::alloc::GlobalAlloc for ExpectZeros {
+        unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+            // SAFETY: passed on.
+            unsafe { std::alloc::System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+            // SAFETY: the block is still live here.
+            let zero = unsafe { std::slice::from_raw_parts(p, l.size()) }
+                .iter()
+                .all(|&b| b == 0);
+            assert!(zero, "a block came back unwiped");
+            self.0.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: passed on.
+            unsafe { std::alloc::System.dealloc(p, l) }
+        }
+    }
+
+    #[test]
+    fn the_wiping_allocator_wipes_on_free_and_on_realloc() {
+        use std::alloc::{GlobalAlloc, Layout};
+        let a = WipingAlloc(ExpectZeros(AtomicUsize::new(0)));
+        let l = Layout::from_size_align(100, 8).unwrap();
+        // SAFETY: fresh blocks of the sizes asked for, freed once.
+        unsafe {
+            let p = a.alloc(l);
+            std::ptr::write_bytes(p, 0xAB, 100);
+            let q = a.realloc(p, l, 1000);
+            assert_eq!(*q.add(99), 0xAB, "contents kept");
+            std::ptr::write_bytes(q, 0xCD, 1000);
+            a.dealloc(q, Layout::from_size_align(1000, 8).unwrap());
+        }
+        assert_eq!(
+            a.0 .0.load(Ordering::Relaxed),
+            2,
+            "old and new block both freed"
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@ else
   need shellcheck shellcheck
   need ip iproute2
   need openssl openssl
+  need gcore gdb
 fi
 for extra in ${HPCS_SETUP_EXTRA_APT:-}; do need_apt+=("$extra"); done
 

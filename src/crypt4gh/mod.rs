@@ -39,7 +39,7 @@ pub use keys::{PublicKey, SecretKey};
 pub use layout::{EditList, Layout, Piece, PlainMap};
 pub use reader::{decrypt_stream, Reader};
 pub use segment::{DataKey, DataKeys};
-pub use writer::{Writer, WriterOptions};
+pub use writer::{encrypt, Writer, WriterOptions};
 
 /// Plaintext bytes in a full segment.
 pub const SEGMENT_SIZE: usize = 65536;

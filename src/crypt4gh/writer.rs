@@ -123,6 +123,17 @@ impl<W: Write> Write for Writer<W> {
     }
 }
 
+/// Encrypts all of `plain` for `recipients` into a new file in memory.
+pub fn encrypt(
+    plain: &[u8],
+    recipients: &[PublicKey],
+    options: WriterOptions,
+) -> Result<Vec<u8>, Error> {
+    let mut w = Writer::new(Vec::new(), recipients, options)?;
+    w.write_all(plain)?;
+    w.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -163,6 +163,46 @@ impl ChunkCipher {
         }
     }
 
+    /// The tag of an empty message with associated data `aad` under nonce
+    /// `n`: a keyed MAC of `aad` (GMAC for AES-256-GCM, Poly1305 for
+    /// ChaCha20-Poly1305). Like any tag it is unforgeable without the key
+    /// only while each nonce is used for one message; callers derive `n`
+    /// from a unique position (FORMAT.md "External Crypt4GH files").
+    pub(crate) fn tag_of(&self, n: [u8; 12], aad: &[u8]) -> [u8; TAG_LEN] {
+        let mut out = [0u8; TAG_LEN];
+        match &self.inner {
+            #[cfg(feature = "aws-lc")]
+            Inner::AwsLc(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                let tag = key
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(n),
+                        Aad::from(aad),
+                        &mut [],
+                    )
+                    .expect("associated data is far below the AEAD length limit");
+                out.copy_from_slice(tag.as_ref());
+            }
+            #[cfg(feature = "rustcrypto")]
+            Inner::RcAes(c) => {
+                use aes_gcm::aead::AeadInOut;
+                let tag = c
+                    .encrypt_inout_detached(&n.into(), aad, (&mut [][..]).into())
+                    .expect("associated data is far below the AEAD length limit");
+                out.copy_from_slice(&tag);
+            }
+            #[cfg(feature = "rustcrypto")]
+            Inner::RcChaCha(c) => {
+                use chacha20poly1305::aead::AeadInOut;
+                let tag = c
+                    .encrypt_inout_detached(&n.into(), aad, (&mut [][..]).into())
+                    .expect("associated data is far below the AEAD length limit");
+                out.copy_from_slice(&tag);
+            }
+        }
+        out
+    }
+
     /// Encrypts `plaintext` into `out[..plaintext.len()]` and writes the tag
     /// into the `TAG_LEN` bytes after it, leaving `plaintext` untouched
     /// (out of place: the plaintext is never copied, so it stays only where

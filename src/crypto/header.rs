@@ -7,7 +7,8 @@
 //!   0    8  magic 89 48 50 43 53 0D 0A 1A ("\x89HPCS\r\n\x1a")
 //!   8    2  version (1)
 //!  10    2  suite (1 AES-256-GCM, 2 ChaCha20-Poly1305)
-//!  12    4  required features (v1: must be 0; readers refuse unknown bits)
+//!  12    4  required features (readers refuse unknown bits; bit 1: external
+//!           Crypt4GH files, `external.rs`)
 //!  16    4  chunk size (power of two, 4 KiB ..= 16 MiB)
 //!  20    4  header length in bytes, including the MAC
 //!  24   32  archive id (random per archive; HKDF salt)
@@ -33,8 +34,11 @@ use crate::util::hex;
 pub const MAGIC: [u8; 8] = *b"\x89HPCS\r\n\x1a";
 /// The format version this code writes and reads.
 pub const VERSION: u16 = 1;
-/// Feature bits this version understands (none: v1 has no optional features).
-pub const KNOWN_FEATURES: u32 = 0;
+/// Feature bits this version understands.
+pub const KNOWN_FEATURES: u32 = super::external::FEATURE_EXTERNAL_C4GH;
+/// Feature bits the first release of format version 1 understood (none):
+/// what an older v1 reader checks an archive against.
+pub const V1_FIRST_RELEASE_FEATURES: u32 = 0;
 /// Bytes of the fixed part before the stanzas.
 pub const FIXED_LEN: usize = 106;
 /// Bytes of the header MAC.
@@ -75,6 +79,8 @@ impl std::fmt::Debug for Stanza {
 pub struct Header {
     /// Cipher suite of both streams.
     pub suite: Suite,
+    /// Required feature bits (all known to this reader once parsed).
+    pub features: u32,
     /// Chunk size of both streams.
     pub chunk_size: u32,
     /// Random per-archive id; HKDF salt, and the id Vault pins.
@@ -96,7 +102,8 @@ pub struct Header {
 }
 
 impl Header {
-    /// Builds and MACs a new header.
+    /// Builds and MACs a new header with no required feature
+    /// ([`Header::with_features`] adds some).
     pub fn seal(
         key: &DataKey,
         suite: Suite,
@@ -112,6 +119,7 @@ impl Header {
         let keys = key.derive(&archive_id, suite);
         let mut h = Header {
             suite,
+            features: 0,
             chunk_size,
             archive_id,
             data_len,
@@ -133,6 +141,7 @@ impl Header {
     }
 
     /// Rebuilds the header with other stanzas (rewrap); needs the data key.
+    /// Everything else, the required features included, stays.
     pub fn with_stanzas(&self, key: &DataKey, stanzas: Vec<Stanza>) -> Result<Header, Error> {
         Header::seal(
             key,
@@ -142,7 +151,18 @@ impl Header {
             self.data_len,
             self.index_len,
             stanzas,
-        )
+        )?
+        .with_features(key, self.features)
+    }
+
+    /// The same header requiring `features` (bits this reader knows), MACed
+    /// again with `key`.
+    pub fn with_features(mut self, key: &DataKey, features: u32) -> Result<Header, Error> {
+        check_features(features, KNOWN_FEATURES)?;
+        self.features = features;
+        self.signed = self.encode_signed();
+        self.mac = mac(&key.derive(&self.archive_id, self.suite), &self.signed);
+        Ok(self)
     }
 
     fn encode_signed(&self) -> Vec<u8> {
@@ -150,7 +170,7 @@ impl Header {
         b.extend_from_slice(&MAGIC);
         b.extend_from_slice(&VERSION.to_le_bytes());
         b.extend_from_slice(&self.suite.id().to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&self.features.to_le_bytes());
         b.extend_from_slice(&self.chunk_size.to_le_bytes());
         b.extend_from_slice(&self.header_len.to_le_bytes());
         b.extend_from_slice(&self.archive_id);
@@ -200,9 +220,7 @@ impl Header {
         let mut r = Le::new(bytes, 10, || Error::MalformedHeader("header ends early"));
         let suite_id = r.u16()?;
         let features = r.u32()?;
-        if features & !KNOWN_FEATURES != 0 {
-            return Err(Error::UnsupportedFeatures(features & !KNOWN_FEATURES));
-        }
+        check_features(features, KNOWN_FEATURES)?;
         let suite = Suite::from_id(suite_id).ok_or(Error::UnknownSuite(suite_id))?;
         let chunk_size = r.u32()?;
         if !valid_chunk_size(chunk_size) {
@@ -232,6 +250,7 @@ impl Header {
         let mac: [u8; MAC_LEN] = bytes[r.pos()..].try_into().expect("32 bytes");
         let h = Header {
             suite,
+            features,
             chunk_size,
             archive_id,
             data_len,
@@ -303,6 +322,15 @@ impl Header {
     /// The archive id in lower-case hex.
     pub fn archive_id_hex(&self) -> String {
         hex(&self.archive_id)
+    }
+}
+
+/// Refuses required feature bits outside `known` (a reader that knows
+/// `known`): [`Error::UnsupportedFeatures`] names the unknown bits.
+pub fn check_features(features: u32, known: u32) -> Result<(), Error> {
+    match features & !known {
+        0 => Ok(()),
+        unknown => Err(Error::UnsupportedFeatures(unknown)),
     }
 }
 
@@ -390,6 +418,40 @@ mod tests {
             p.authenticate(&DataKey::from_bytes([2; 32])),
             Err(Error::WrongKey)
         ));
+    }
+
+    #[test]
+    fn feature_bits_round_trip_and_unknown_ones_are_refused() {
+        use super::super::external::FEATURE_EXTERNAL_C4GH;
+        let key = DataKey::from_bytes([1; 32]);
+        let h = Header::seal(&key, Suite::Aes256Gcm, 65536, [9; 32], 0, 10, vec![])
+            .unwrap()
+            .with_features(&key, FEATURE_EXTERNAL_C4GH)
+            .unwrap();
+        let bytes = h.to_bytes();
+        assert_eq!(&bytes[12..16], &2u32.to_le_bytes());
+        let p = Header::parse(&bytes).unwrap();
+        assert_eq!(p.features, FEATURE_EXTERNAL_C4GH);
+        p.authenticate(&key).unwrap();
+        // rewrap keeps the bit
+        let r = p.with_stanzas(&key, vec![]).unwrap();
+        assert_eq!(Header::parse(&r.to_bytes()).unwrap().features, 2);
+        // the first v1 release knew no bit: it refuses this archive
+        assert!(matches!(
+            check_features(p.features, V1_FIRST_RELEASE_FEATURES),
+            Err(Error::UnsupportedFeatures(2))
+        ));
+        // bits this reader does not know are refused, and cannot be written
+        // (bit 0 is left to per-chunk compression)
+        for bit in [1u32 << 2, 1 << 31] {
+            let mut b = bytes.clone();
+            b[12..16].copy_from_slice(&(bit | 2).to_le_bytes());
+            assert!(
+                matches!(Header::parse(&b), Err(Error::UnsupportedFeatures(x)) if x == bit),
+                "bit {bit:#x}"
+            );
+            assert!(p.clone().with_features(&key, bit).is_err());
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use super::external::External;
 use super::le::Le;
 use super::Error;
 
@@ -17,6 +18,9 @@ const KIND_DIR: u8 = 1;
 const KIND_FILE: u8 = 2;
 const KIND_SYMLINK: u8 = 3;
 const KIND_HARDLINK: u8 = 4;
+/// A file whose bytes are an external Crypt4GH file (FORMAT.md "External
+/// Crypt4GH files", required feature bit 1).
+const KIND_EXTERNAL: u8 = 5;
 
 /// Permission bits an archive may carry: rwx for all, plus sticky. Never
 /// setuid or setgid.
@@ -59,6 +63,14 @@ pub enum Kind {
         /// Target length.
         len: usize,
     },
+    /// A regular file whose bytes are an external Crypt4GH file
+    /// (`Tree::external(ext)`), not in the data stream.
+    External {
+        /// Its ordinal among the external entries (index order).
+        ext: u32,
+        /// Bytes the file shows (the Crypt4GH plaintext after its edit list).
+        size: u64,
+    },
 }
 
 /// One entry of the tree.
@@ -84,6 +96,9 @@ pub struct Tree {
     nodes: Vec<Node>,
     bytes: Vec<u8>,
     children: Vec<NodeId>,
+    /// Records of the external files, by ordinal (`Debug` hides their paths
+    /// and keys).
+    externals: Vec<External>,
 }
 
 impl Tree {
@@ -160,11 +175,21 @@ impl Tree {
         parts.join(&b'/')
     }
 
+    /// The record of external file `ext` (`Kind::External::ext`).
+    pub fn external(&self, ext: u32) -> Option<&External> {
+        self.externals.get(ext as usize)
+    }
+
+    /// Every external file record, by ordinal.
+    pub fn externals(&self) -> &[External] {
+        &self.externals
+    }
+
     /// Number of regular-file entries (hard links counted once per name).
     pub fn file_count(&self) -> usize {
         self.nodes
             .iter()
-            .filter(|n| matches!(n.kind, Kind::File { .. }))
+            .filter(|n| matches!(n.kind, Kind::File { .. } | Kind::External { .. }))
             .count()
     }
 
@@ -187,6 +212,7 @@ impl Tree {
             nodes: Vec::with_capacity(count),
             bytes: Vec::new(),
             children: Vec::new(),
+            externals: Vec::new(),
         };
         // Children per directory, collected in entry order, sorted afterwards.
         let mut kids: Vec<Vec<NodeId>> = Vec::new();
@@ -251,6 +277,21 @@ impl Tree {
                     let start = tree.bytes.len();
                     tree.bytes.extend_from_slice(t);
                     Kind::Symlink { start, len }
+                }
+                KIND_EXTERNAL => {
+                    dir_slot.push(u32::MAX);
+                    let size = r.u64()?;
+                    let ext = External::parse(&mut r)?;
+                    if ext.tags_offset() + ext.tags_len() > data_len {
+                        return Err(bad("segment tag table outside the data stream"));
+                    }
+                    if size > ext.raw_len() {
+                        return Err(bad("external file larger than its Crypt4GH plaintext"));
+                    }
+                    let n = u32::try_from(tree.externals.len())
+                        .map_err(|_| bad("too many external files"))?;
+                    tree.externals.push(ext);
+                    Kind::External { ext: n, size }
                 }
                 KIND_HARDLINK => {
                     dir_slot.push(u32::MAX);
@@ -344,13 +385,14 @@ impl Node {
             Kind::Dir { .. } => KIND_DIR,
             Kind::File { .. } => KIND_FILE,
             Kind::Symlink { .. } => KIND_SYMLINK,
+            Kind::External { .. } => KIND_EXTERNAL,
         }
     }
 
     /// Size as `stat` reports it: file size, target length, or 0.
     pub fn size(&self) -> u64 {
         match self.kind {
-            Kind::File { size, .. } => size,
+            Kind::File { size, .. } | Kind::External { size, .. } => size,
             Kind::Symlink { len, .. } => len as u64,
             Kind::Dir { .. } => 0,
         }
@@ -385,6 +427,7 @@ pub struct Extent {
 enum Pending {
     Dir,
     File { size: u64 },
+    External { size: u64, ext: Box<External> },
     Symlink { target: Vec<u8> },
     HardLink { target: NodeId },
 }
@@ -506,6 +549,34 @@ impl TreeBuilder {
         self.push(parent, name, mode, mtime, Pending::File { size })
     }
 
+    /// Adds a file of `size` bytes whose bytes are the external Crypt4GH
+    /// file `ext` (its tag table is placed by [`TreeBuilder::finish`]).
+    pub fn external(
+        &mut self,
+        parent: NodeId,
+        name: &[u8],
+        mode: u16,
+        mtime: (i64, u32),
+        size: u64,
+        ext: External,
+    ) -> Result<NodeId, BuildError> {
+        if size > ext.raw_len() {
+            return Err(BuildError(
+                "external file larger than its Crypt4GH plaintext",
+            ));
+        }
+        self.push(
+            parent,
+            name,
+            mode,
+            mtime,
+            Pending::External {
+                size,
+                ext: Box::new(ext),
+            },
+        )
+    }
+
     /// Adds a symlink.
     pub fn symlink(
         &mut self,
@@ -547,6 +618,7 @@ impl TreeBuilder {
     /// Lays out the data stream and serialises the index. Returns the index
     /// bytes, the extents in stream order (what the writer must read, in that
     /// order, with zero padding between them), and the data stream length.
+    /// The extent of an external file is its segment tag table.
     ///
     /// Layout policy (not part of the format; readers accept any layout):
     /// files smaller than `chunk_size` are packed back to back, in entry order,
@@ -577,6 +649,20 @@ impl TreeBuilder {
                 }
             }
         }
+        // Then the segment tag tables of external files, in index order.
+        for (id, e) in self.entries.iter().enumerate() {
+            if let Pending::External { ext, .. } = &e.what {
+                offsets[id] = pos;
+                if ext.tags_len() > 0 {
+                    extents.push(Extent {
+                        node: id as NodeId,
+                        offset: pos,
+                        size: ext.tags_len(),
+                    });
+                }
+                pos += ext.tags_len();
+            }
+        }
         let mut out = Vec::new();
         out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         for (id, e) in self.entries.iter().enumerate() {
@@ -585,6 +671,7 @@ impl TreeBuilder {
                 Pending::File { .. } => KIND_FILE,
                 Pending::Symlink { .. } => KIND_SYMLINK,
                 Pending::HardLink { .. } => KIND_HARDLINK,
+                Pending::External { .. } => KIND_EXTERNAL,
             };
             out.push(code);
             out.extend_from_slice(&e.parent.to_le_bytes());
@@ -604,6 +691,13 @@ impl TreeBuilder {
                     out.extend_from_slice(target);
                 }
                 Pending::HardLink { target } => out.extend_from_slice(&target.to_le_bytes()),
+                Pending::External { size, ext } => {
+                    out.extend_from_slice(&size.to_le_bytes());
+                    ext.as_ref()
+                        .clone()
+                        .with_tags_offset(offsets[id])
+                        .encode(&mut out);
+                }
             }
         }
         (out, extents, pos)
@@ -669,6 +763,58 @@ mod tests {
         assert!(b.file(ROOT, b"x", 0o644, (0, 0), 1).is_err());
         let f = b.file(ROOT, b"f", 0o644, (0, 0), 1).unwrap();
         assert!(b.file(f, b"child", 0o644, (0, 0), 1).is_err());
+    }
+
+    #[test]
+    fn external_entries_round_trip() {
+        use crate::crypto::external::{ExternalKey, Location, SEGMENT_STORED};
+        let ext = |segments: u64, name: &[u8]| {
+            External::new(
+                Location::Relative(name.to_vec()),
+                200 + segments * SEGMENT_STORED,
+                200,
+                [7; 32],
+                vec![ExternalKey::from_bytes([3; 32])],
+                Some(vec![10, 20]),
+                0,
+            )
+            .unwrap()
+        };
+        let mut b = TreeBuilder::default();
+        let d = b.dir(ROOT, b"d", 0o755, (0, 0)).unwrap();
+        b.external(d, b"a.bam", 0o640, (5, 6), 20, ext(3, b"x/a.bam.c4gh"))
+            .unwrap();
+        b.external(ROOT, b"empty", 0o644, (0, 0), 0, ext(0, b"e.c4gh"))
+            .unwrap();
+        b.external(ROOT, b"b.vcf", 0o644, (0, 0), 20, ext(2, b"b.vcf.c4gh"))
+            .unwrap();
+        assert!(b
+            .external(ROOT, b"big", 0o644, (0, 0), 1 << 40, ext(1, b"c"))
+            .is_err());
+        let (bytes, extents, len) = b.finish(65536);
+        // tag tables back to back, in index order; none for the empty file
+        let offs: Vec<_> = extents.iter().map(|e| (e.offset, e.size)).collect();
+        assert_eq!(offs, vec![(0, 48), (48, 32)]);
+        assert_eq!(len, 80);
+        let t = Tree::parse(&bytes, len).unwrap();
+        assert_eq!(t.externals().len(), 3);
+        let a = t.resolve("d/a.bam").unwrap();
+        assert_eq!(t.node(a).unwrap().kind, Kind::External { ext: 0, size: 20 });
+        assert_eq!(t.node(a).unwrap().size(), 20);
+        assert_eq!(t.file_count(), 3);
+        let rec = t.external(2).unwrap();
+        assert_eq!((rec.tags_offset(), rec.segments()), (48, 2));
+        assert_eq!(rec.location().bytes(), b"b.vcf.c4gh");
+        assert_eq!(rec.edit_list(), Some(&[10u64, 20][..]));
+        assert_eq!(t.external(1).unwrap().tags_offset(), 48);
+        // a data stream too short for the tag tables
+        assert!(Tree::parse(&bytes, len - 1).is_err());
+        // Debug shows neither paths nor keys
+        let dbg = format!("{t:?}");
+        assert!(
+            !dbg.contains("a.bam.c4gh") && !dbg.contains("3, 3, 3"),
+            "{dbg}"
+        );
     }
 
     #[test]

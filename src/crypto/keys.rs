@@ -3,7 +3,7 @@
 //! FORMAT.md "Keys": `prk = HKDF-Extract(salt = archive_id, ikm = data_key)`,
 //! then one `HKDF-Expand(prk, label || suite_id_be16, 32)` per purpose:
 //! `hpcs/v1 key-check`, `hpcs/v1 header-mac`, `hpcs/v1 data`, `hpcs/v1 index`,
-//! `hpcs/v1 notes`.
+//! `hpcs/v1 notes`, `hpcs/v1 results-mac`, `hpcs/v1 c4gh-segments`.
 //! Every key type here wipes itself on drop and has no `Debug`, so a key can
 //! not end up in a log line by accident.
 
@@ -65,6 +65,7 @@ impl DataKey {
             index: expand(b"hpcs/v1 index"),
             notes: expand(b"hpcs/v1 notes"),
             results: expand(b"hpcs/v1 results-mac"),
+            c4gh_segments: expand(b"hpcs/v1 c4gh-segments"),
         }
     }
 }
@@ -100,6 +101,9 @@ pub struct DerivedKeys {
     /// HMAC key authenticating a job's encrypted results as written by a
     /// holder of this archive's key (`crate::results`).
     pub results: SubKey,
+    /// Key of the segment tags that bind external Crypt4GH files to a
+    /// reference archive (FORMAT.md "External Crypt4GH files").
+    pub c4gh_segments: SubKey,
 }
 
 /// Compares two byte strings in constant time (for MACs and key checks).

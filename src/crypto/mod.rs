@@ -13,8 +13,10 @@
 //! | Archive pin    | [`pin`]                   |
 //! | Reading        | [`reader`], [`source`]    |
 //! | Writing        | [`writer`]                |
+//! | External Crypt4GH files | [`external`]     |
 
 pub mod aead;
+pub mod external;
 pub mod header;
 pub mod index;
 pub mod keys;

@@ -8,9 +8,10 @@
 //! then `Sync`: `read_at` takes `&self` and decrypts the chunks a read spans
 //! in parallel; the FUSE layer builds its cache on [`Archive::read_chunks`].
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::aead::{Backend, TAG_LEN};
+use super::external::{External, SegmentTagger, FEATURE_EXTERNAL_C4GH};
 use super::header::{Header, PREFIX_LEN};
 use super::index::{Kind, NodeId, Tree};
 use super::keys::{DataKey, SubKey};
@@ -86,6 +87,17 @@ impl<S: Source> SealedArchive<S> {
         let mut plain = plain;
         plain.zeroize();
         let tree = tree?;
+        // Entries of kind 5 exist only under their feature bit (an archive
+        // without it is read by readers that do not know them).
+        let tagger = if h.features & FEATURE_EXTERNAL_C4GH != 0 {
+            Some(SegmentTagger::new(h.suite, backend, &keys.c4gh_segments))
+        } else if tree.externals().is_empty() {
+            None
+        } else {
+            return Err(Error::IndexInvalid(
+                "external files in an archive without their feature bit".into(),
+            ));
+        };
 
         let archive = Archive {
             source: self.source,
@@ -93,6 +105,7 @@ impl<S: Source> SealedArchive<S> {
             data,
             tree,
             results: SubKey::from_bytes(*keys.results.expose()),
+            tagger,
         };
         // The end first: the final data chunk must authenticate as final.
         let last = archive.data.geometry().chunk_count() - 1;
@@ -133,6 +146,7 @@ pub struct Archive<S> {
     data: StreamKey,
     tree: Tree,
     results: SubKey,
+    tagger: Option<SegmentTagger>,
 }
 
 impl<S: Source> Archive<S> {
@@ -147,9 +161,56 @@ impl<S: Source> Archive<S> {
         &self.results
     }
 
+    /// The index stream's plaintext (the serialised tree), read and
+    /// authenticated again under `key` (this archive's data key): what a
+    /// rewrite of the archive under a new key needs (`hpcs-pack rekey`).
+    /// Wiped when dropped.
+    pub fn index_plaintext(&self, key: &DataKey) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let h = &self.header;
+        let keys = h.authenticate(key)?;
+        let ig = h.index_geometry();
+        let index = StreamKey::new(h.suite, Backend::default(), &keys.index, ig);
+        let span = ig.cipher_span(0..ig.chunk_count()) as usize;
+        let mut buf = Zeroizing::new(vec![0u8; span]);
+        self.source.read_exact_at(&mut buf, h.index_offset())?;
+        index
+            .open_run(0, &mut buf)
+            .map_err(|_| Error::IndexTampered)?;
+        Ok(Zeroizing::new(compact(&ig, 0, &buf)))
+    }
+
     /// The directory tree.
     pub fn tree(&self) -> &Tree {
         &self.tree
+    }
+
+    /// The record of external file `ext` (FORMAT.md "External Crypt4GH
+    /// files").
+    pub fn external(&self, ext: u32) -> Option<&External> {
+        self.tree.external(ext)
+    }
+
+    /// The segment tagger of a reference archive (`None` without the
+    /// external-files feature).
+    pub fn segment_tagger(&self) -> Option<&SegmentTagger> {
+        self.tagger.as_ref()
+    }
+
+    /// Reads the tags of segments `first..first + out.len() / 16` of external
+    /// file `ext` from its tag table in the data stream (authenticated like
+    /// any data-stream read).
+    pub fn segment_tags(&self, ext: u32, first: u64, out: &mut [u8]) -> Result<(), Error> {
+        let e = self.external(ext).ok_or(Error::BadRequest)?;
+        let n = (out.len() / super::external::SEGMENT_TAG_LEN) as u64;
+        if !out.len().is_multiple_of(super::external::SEGMENT_TAG_LEN)
+            || first.checked_add(n).is_none_or(|end| end > e.segments())
+        {
+            return Err(Error::BadRequest);
+        }
+        self.read_stream(
+            e.tags_offset() + first * super::external::SEGMENT_TAG_LEN as u64,
+            out,
+        )
     }
 
     /// The backing source.

@@ -24,6 +24,9 @@ pub struct WriteOptions {
     pub chunk_size: u32,
     /// AEAD implementation.
     pub backend: Backend,
+    /// Required feature bits of the header (0 for a plain archive;
+    /// [`super::external::FEATURE_EXTERNAL_C4GH`] for a reference archive).
+    pub features: u32,
 }
 
 impl Default for WriteOptions {
@@ -32,6 +35,7 @@ impl Default for WriteOptions {
             suite: Suite::Aes256Gcm,
             chunk_size: DEFAULT_CHUNK_SIZE,
             backend: Backend::default(),
+            features: 0,
         }
     }
 }
@@ -74,7 +78,8 @@ pub fn write_archive(
         data_len,
         index.len() as u64,
         stanzas,
-    )?;
+    )?
+    .with_features(key, opts.features)?;
     let keys = key.derive(&archive_id, opts.suite);
     out.write_all(&header.to_bytes())?;
 

@@ -115,7 +115,7 @@ fn time(secs: i64, nsec: u32) -> SystemTime {
 pub fn file_type(kind: &Kind) -> FileType {
     match kind {
         Kind::Dir { .. } => FileType::Directory,
-        Kind::File { .. } => FileType::RegularFile,
+        Kind::File { .. } | Kind::External { .. } => FileType::RegularFile,
         Kind::Symlink { .. } => FileType::Symlink,
     }
 }
@@ -133,6 +133,7 @@ pub fn entry_attr(ino: u64, node: &Node, symlink_len: usize, owner: &Owner) -> F
     let (size, nlink) = match node.kind {
         Kind::Dir { .. } => (0, 2),
         Kind::File { size, nlink, .. } => (size, nlink.max(1)),
+        Kind::External { size, .. } => (size, 1),
         Kind::Symlink { .. } => (symlink_len as u64, 1),
     };
     let t = time(node.mtime, node.mtime_nsec);

@@ -436,6 +436,34 @@ impl<'a> Claim<'a> {
         out
     }
 
+    /// Publishes the run as already opened: the loader authenticated every
+    /// chunk and left its plaintext at the start of its buffer, `plain_len(i)`
+    /// bytes (the external Crypt4GH segments of a reference archive, opened
+    /// by `reference::BoundFile::load_run`). Returns the chunks in order.
+    pub fn publish_opened(mut self, plain_len: impl Fn(u64) -> usize) -> Vec<Arc<Ready>> {
+        let first = self.first;
+        let mut out = Vec::with_capacity(self.items.len());
+        for (k, (e, slot)) in self.items.iter_mut().enumerate() {
+            match slot.take() {
+                Some(slot) => {
+                    let r = Arc::new(Ready {
+                        slot,
+                        len: plain_len(first + k as u64),
+                    });
+                    e.finish(State::Ready(Arc::clone(&r)));
+                    out.push(r);
+                }
+                None => e.finish(State::Failed),
+            }
+        }
+        self.cache
+            .stats
+            .loaded
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        self.done = true;
+        out
+    }
+
     /// Marks the run failed: waiters get `None`, the entries leave the cache
     /// and the slots (which may hold ciphertext) are wiped.
     pub fn fail(mut self) {

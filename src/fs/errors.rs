@@ -35,6 +35,9 @@ pub enum FsError {
     Range,
     /// The backing archive could not be read or failed authentication.
     Archive(FormatError),
+    /// A segment of an external Crypt4GH file (reference archive) could not
+    /// be read or failed authentication.
+    External,
     /// A bug: a panic was caught or an invariant did not hold.
     Internal(&'static str),
     /// An operation the filesystem does not implement, so the kernel stops
@@ -85,7 +88,9 @@ impl FsError {
             FsError::ReadOnly => Errno::EROFS,
             FsError::NoXattr => Errno::NO_XATTR,
             FsError::BadHandle => Errno::EBADF,
-            FsError::Archive(_) | FsError::Internal(_) | FsError::Tampered => Errno::EIO,
+            FsError::Archive(_) | FsError::External | FsError::Internal(_) | FsError::Tampered => {
+                Errno::EIO
+            }
             FsError::NotImplemented => Errno::ENOSYS,
             FsError::Exists => Errno::EEXIST,
             FsError::NotEmpty => Errno::ENOTEMPTY,
@@ -125,6 +130,7 @@ mod tests {
         )));
         assert_eq!(trunc.errno(), Errno::EIO);
         assert_eq!(FsError::Internal("x").errno(), Errno::EIO);
+        assert_eq!(FsError::External.errno(), Errno::EIO);
         assert_eq!(FsError::ReadOnly.errno(), Errno::EROFS);
         assert_eq!(FsError::NotFound.errno(), Errno::ENOENT);
     }

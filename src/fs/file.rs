@@ -5,7 +5,7 @@
 //! [`Sequential`] state. A read is decided for read-ahead first (its pieces
 //! are handed to the prefetch pool), then served through the shared data path
 //! into a locked per-thread reply buffer, positionally, with no cursor shared
-//! between readers. A failed read logs the file and chunk before it replies
+//! between readers. A failed read logs the entry and chunk before it replies
 //! `EIO`, so whoever sees the error finds its explanation in the log.
 //! Results files (write-only) are opened here too but never read; scratch
 //! files are opened, read and released by [`super::scratch`].
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use fuser::{FileHandle, FopenFlags, INodeNo, OpenAccMode, OpenFlags, ReplyData};
 
 use crate::crypto::index::{Kind, NodeId};
+use crate::crypto::offsets::Geometry;
 use crate::crypto::Source;
 use crate::secmem::Region;
 
@@ -26,6 +27,24 @@ use super::read::ReadFailure;
 use super::readahead::Sequential;
 use super::reply::answer;
 use super::{Inner, MAX_REQUEST, PREFETCH_PIECE, SMALL_FILE};
+
+/// What read-ahead loads: chunks of an archive's data stream, or segments
+/// of one of its external Crypt4GH files.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Prefetch {
+    /// Data-stream chunks of `archive`.
+    Data { archive: usize },
+    /// Segments of external file `ext` of `archive`.
+    External { archive: usize, ext: u32 },
+}
+
+impl Prefetch {
+    fn archive(self) -> usize {
+        match self {
+            Prefetch::Data { archive } | Prefetch::External { archive, .. } => archive,
+        }
+    }
+}
 
 /// An open archive file.
 pub(super) struct Handle {
@@ -64,16 +83,18 @@ pub(super) fn with_reply_buf<R>(n: usize, f: impl FnOnce(&mut [u8]) -> R) -> Res
 }
 
 impl ReadFailure {
-    fn error_line(&self, path: &str) -> String {
+    /// "LABEL: entry N: data chunk K …": the archive, the entry number and
+    /// the chunk; the path only with `--log-names` (`at` is [`Inner::entry_of`]).
+    fn error_line(&self, at: &str) -> String {
         match &self.error {
             FsError::Archive(crate::crypto::Error::ChunkAuth { chunk, .. }) => {
-                format!("{path}: data chunk {chunk} failed authentication (archive modified or damaged)")
+                format!("{at}: data chunk {chunk} failed authentication (archive modified or damaged)")
             }
             FsError::Archive(crate::crypto::Error::Io(e)) => format!(
-                "{path}: reading data chunk {} from the archive failed: {e} (archive truncated or unreadable?)",
+                "{at}: reading data chunk {} from the archive failed: {e} (archive truncated or unreadable?)",
                 self.chunk
             ),
-            e => format!("{path}: data chunk {}: {e:?}", self.chunk),
+            e => format!("{at}: data chunk {}: {e:?}", self.chunk),
         }
     }
 }
@@ -97,7 +118,7 @@ impl<S: Source + 'static> Inner<S> {
             return Err(FsError::ReadOnly);
         }
         let (archive, id, node) = self.entry(ino)?;
-        let Kind::File { size, .. } = node.kind else {
+        let (Kind::File { size, .. } | Kind::External { size, .. }) = node.kind else {
             return Err(FsError::IsDir);
         };
         let direct = self.direct_io.load(Ordering::Relaxed);
@@ -185,16 +206,22 @@ impl<S: Source + 'static> Inner<S> {
         Err(FsError::NotImplemented)
     }
 
-    /// "label: /path" of an archive entry, for log lines.
-    pub(super) fn path_of(&self, archive: usize, id: NodeId) -> String {
+    /// "LABEL: entry N" of an archive entry, for log lines, with its path
+    /// only under `--log-names` (the log is a file on shared storage).
+    pub(super) fn entry_of(&self, archive: usize, id: NodeId) -> String {
+        let label = self.labels.get(archive).map_or("", |s| s.as_str());
+        if !crate::log::names() {
+            return format!("{label}: entry {id}");
+        }
         let p = self
             .data
             .archives()
             .get(archive)
             .map(|a| a.tree().path(id))
             .unwrap_or_default();
-        let label = self.labels.get(archive).map_or("", |s| s.as_str());
-        format!("{label}: /{}", String::from_utf8_lossy(&p))
+        let mut path = b"/".to_vec();
+        path.extend_from_slice(&p);
+        format!("{label}: entry {id}{}", crate::log::Also(&path))
     }
 
     /// Serves one read: exactly the bytes asked for (short only at end of
@@ -218,13 +245,12 @@ impl<S: Source + 'static> Inner<S> {
             Ok(x) => x,
             Err(e) => return answer(reply, Err(e)),
         };
-        let Kind::File {
-            offset: base,
-            size: fsize,
-            ..
-        } = node.kind
-        else {
-            return answer(reply, Err(FsError::IsDir));
+        let (base, fsize) = match node.kind {
+            Kind::File { offset, size, .. } => (offset, size),
+            Kind::External { ext, size: fsize } => {
+                return self.read_external(archive, id, ext, fsize, fh, offset, size, reply)
+            }
+            _ => return answer(reply, Err(FsError::IsDir)),
         };
         if offset >= fsize || size == 0 {
             let nothing: &[u8] = &[];
@@ -235,8 +261,32 @@ impl<S: Source + 'static> Inner<S> {
         // while this one does, and reads reach it in the order the kernel
         // sent them (after the reply, the next read of a synchronous reader
         // can overtake this one on another thread).
-        self.maybe_prefetch(archive, id, fh, (base, fsize), offset, n as u64);
-        let res = with_reply_buf(n, |buf| match self.data.read(archive, base + offset, buf) {
+        if let Some(a) = self.data.archives().get(archive) {
+            let g = *a.data_geometry();
+            let what = Prefetch::Data { archive };
+            self.maybe_prefetch(what, id, fh, &g, (base, fsize), offset, n as u64);
+        }
+        self.reply_read(
+            (archive, id),
+            n,
+            reply,
+            |buf| self.data.read(archive, base + offset, buf),
+            |f, path| (f.error_line(path), f.error),
+        );
+    }
+
+    /// Replies to a read of entry `id` of `archive` with the `n` bytes
+    /// `fill` writes into a locked per-thread buffer; when it fails, logs
+    /// the line `fail` makes (given the entry's path) and replies its error.
+    pub(super) fn reply_read<E>(
+        &self,
+        (archive, id): (usize, NodeId),
+        n: usize,
+        reply: ReplyData,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+        fail: impl FnOnce(E, &str) -> (String, FsError),
+    ) {
+        let res = with_reply_buf(n, |buf| match fill(buf) {
             Ok(()) => {
                 answer(reply, Ok(&*buf));
                 Ok(())
@@ -248,25 +298,30 @@ impl<S: Source + 'static> Inner<S> {
         match res {
             Ok(Ok(())) => {}
             Ok(Err((f, reply))) => {
-                let line = f.error_line(&self.path_of(archive, id));
+                let (line, error) = fail(f, &self.entry_of(archive, id));
                 crate::log::log(0, format_args!("{line}; read returned EIO"));
-                answer(reply, Err(f.error));
+                answer(reply, Err(error));
             }
             Err(e) => {
                 // The reply went with the closure, unsent: fuser sends EIO.
-                let path = self.path_of(archive, id);
-                crate::log::log(0, format_args!("{path}: {e:?}; read returned EIO"));
+                let at = self.entry_of(archive, id);
+                crate::log::log(0, format_args!("{at}: {e:?}; read returned EIO"));
             }
         }
     }
 
     /// Hands the read-ahead this read calls for to the prefetch pool, in
     /// pieces of [`PREFETCH_PIECE`] bytes, as long as few enough are queued.
-    fn maybe_prefetch(
+    /// `g` is the geometry of what is read ahead (an archive's data stream,
+    /// or an external file's segments), the file being `fsize` bytes at
+    /// `base` of it, and the read `len` bytes at `off` of the file.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn maybe_prefetch(
         self: &Arc<Self>,
-        archive: usize,
+        what: Prefetch,
         id: NodeId,
         fh: FileHandle,
+        g: &Geometry,
         (base, fsize): (u64, u64),
         off: u64,
         len: u64,
@@ -274,10 +329,8 @@ impl<S: Source + 'static> Inner<S> {
         let Some(pool) = self.pool.as_ref() else {
             return;
         };
-        let Some(a) = self.data.archives().get(archive) else {
-            return;
-        };
-        let g = *a.data_geometry();
+        let archive = what.archive();
+        let g = *g;
         let window = self.cfg.readahead_bytes.div_ceil(g.chunk_size());
         // Refills are split into pieces of PREFETCH_PIECE bytes, each its own
         // backing read on its own pool thread: on storage where every request
@@ -312,7 +365,7 @@ impl<S: Source + 'static> Inner<S> {
                     2,
                     format_args!(
                         "prefetch {} chunks {}..{}",
-                        self.path_of(archive, id),
+                        self.entry_of(archive, id),
                         part.start,
                         part.end
                     ),
@@ -320,7 +373,12 @@ impl<S: Source + 'static> Inner<S> {
             }
             let worker = Arc::clone(self);
             pool.spawn(move || {
-                let _ = catch_unwind(AssertUnwindSafe(|| worker.data.prefetch(archive, part)));
+                let _ = catch_unwind(AssertUnwindSafe(|| match what {
+                    Prefetch::Data { archive } => worker.data.prefetch(archive, part),
+                    Prefetch::External { archive, ext } => {
+                        worker.prefetch_external(archive, ext, part)
+                    }
+                }));
                 worker.inflight.fetch_sub(1, Ordering::AcqRel);
             });
         }

@@ -10,7 +10,9 @@
 //! archive never changes). Data goes through [`read::DataPath`]: a bounded,
 //! locked, shared plaintext cache with single-flight loading ([`cache`]) and
 //! per-handle read-ahead ([`readahead`]) run on a small prefetch pool
-//! ([`pool`], threads that sleep when idle).
+//! ([`pool`], threads that sleep when idle). The files of a reference
+//! archive are external Crypt4GH files: `external` serves them through the
+//! same cache and read-ahead.
 //!
 //! The frontend is split by kind of operation, as gocryptfs splits its own:
 //! this file holds the mount settings, construction and the fuser session;
@@ -36,6 +38,7 @@ pub mod cache;
 mod callbacks;
 mod dir;
 pub mod errors;
+mod external;
 mod file;
 pub mod inodes;
 mod kernel;
@@ -57,6 +60,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use fuser::{MountOption, SessionACL};
 
 use crate::crypto::{Archive, Source};
+use crate::reference::ExternalFiles;
 use crate::secmem::SlotArena;
 
 use attr::{Inodes, Owner};
@@ -158,6 +162,10 @@ pub struct MountedArchive<S> {
     pub label: String,
     /// The unlocked archive.
     pub archive: Archive<S>,
+    /// Its external Crypt4GH files, opened and checked (none for a plain
+    /// archive; `crate::reference::ExternalFiles::open` for a reference
+    /// archive).
+    pub externals: ExternalFiles,
 }
 
 /// What a mount reports about itself after construction.
@@ -175,6 +183,8 @@ struct Inner<S> {
     names: Vec<String>,
     labels: Vec<String>,
     data: DataPath<S>,
+    /// The external Crypt4GH files of reference archives (`external`).
+    ext: external::Externals,
     inodes: Inodes,
     owner: Owner,
     cfg: MountConfig,
@@ -241,15 +251,18 @@ impl<S: Source + 'static> HpcsFs<S> {
         let mut names = Vec::new();
         let mut labels = Vec::new();
         let mut list = Vec::new();
+        let mut exts = Vec::new();
         for m in archives {
             names.push(m.name);
             labels.push(m.label);
             list.push(m.archive);
+            exts.push(m.externals);
         }
+        let ext = external::Externals::new(exts);
         if list.is_empty() {
             return Err(io::Error::other("no archive to mount"));
         }
-        let slot_len = DataPath::<S>::max_stored_chunk(&list);
+        let slot_len = DataPath::<S>::max_stored_chunk(&list).max(ext.max_stored_segment());
         let slots = ((cfg.cache_bytes / slot_len as u64) as usize).max(MIN_SLOTS);
         let arena = SlotArena::new(slot_len, slots)?;
         if let Err(e) = arena.populate_ahead() {
@@ -315,6 +328,7 @@ impl<S: Source + 'static> HpcsFs<S> {
             names,
             labels,
             data,
+            ext,
             inodes,
             owner,
             cfg,

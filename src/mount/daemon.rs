@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +63,7 @@ where
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(f)
             .map_err(|e| {
                 Fail::new(
@@ -166,15 +168,19 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Fail> {
 /// Tells everyone waiting that `mountpoint` is served: writes the pidfile,
 /// "ready\n" to `ready_fd` (then closes it), READY=1 to systemd, and byte 0
 /// to a daemon parent (then releases the pipe so the parent returns).
+/// Returns the pidfile's (device, inode) if it was written, so that only
+/// that file is removed at exit ([`crate::place::remove_if_ours`]).
 pub fn announce_ready(
     pidfile: Option<&Path>,
     ready_fd: Option<RawFd>,
     mountpoint: &Path,
     parent: Option<&mut DaemonPipe>,
-) {
+) -> Option<(u64, u64)> {
+    let mut written = None;
     if let Some(p) = pidfile {
-        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            warn!("cannot write --pidfile {}: {e}", p.display());
+        match crate::place::write_private_file(p, format!("{}\n", std::process::id()).as_bytes()) {
+            Ok(id) => written = Some(id),
+            Err(e) => warn!("cannot write --pidfile {}: {e}", p.display()),
         }
     }
     if let Some(fd) = ready_fd {
@@ -197,6 +203,7 @@ pub fn announce_ready(
             unsafe { libc::dup2(null.as_raw_fd(), p.as_raw_fd()) };
         }
     }
+    written
 }
 
 /// Sends `msg` to systemd's notification socket, if NOTIFY_SOCKET is set.

@@ -15,10 +15,10 @@ use crate::crypto::Source;
 use crate::exit::{self, Fail};
 use crate::fs::scratch::Scratch;
 use crate::fs::{self as hfs, HpcsFs, MountConfig, MountedArchive};
-use crate::keys::Recipient;
+use crate::results::Recipients;
 use crate::{info, results, secmem, warn};
 
-use super::checks::{check_dev_fuse, check_mountpoint, fit_cache};
+use super::checks::{check_dev_fuse, check_mountpoint, fit_cache, unlockable};
 use super::daemon::{announce_ready, sd_notify, DaemonPipe};
 use super::events::{signal_thread, watch_thread, Event, Watched};
 use super::{child, unmount::unmount_path};
@@ -42,6 +42,9 @@ pub struct Plan {
     pub output: Option<OutputDir>,
     /// The encrypted scratch directory, if any.
     pub scratch: Option<ScratchDir>,
+    /// Serve even when decrypted data cannot be locked in RAM
+    /// (`--allow-unlocked-memory`); otherwise that is refused.
+    pub allow_unlocked_memory: bool,
 }
 
 /// `--scratch NAME=DIR[:SIZE]`.
@@ -63,8 +66,8 @@ pub struct OutputDir {
     pub name: String,
     /// Where the encrypted results go.
     pub dir: PathBuf,
-    /// Who can decrypt them.
-    pub recipients: Vec<Recipient>,
+    /// Who can decrypt them (age or Crypt4GH).
+    pub recipients: Recipients,
     /// The run id fixed in advance (`--output-run`), else a random one.
     pub run: Option<[u8; 16]>,
 }
@@ -209,8 +212,10 @@ where
     let locked_all = secmem::lock_all_memory();
     check_dev_fuse()?;
     let mountpoint = check_mountpoint(&s.mountpoint)?;
-    fit_cache(&mut s.fs);
+    let warned_unlocked = !locked_all && fit_cache(&mut s.fs, s.allow_unlocked_memory)?;
     let archives = open()?;
+    // Dead frames of unlocking held key material.
+    secmem::scrub_stack();
     if let Ok(Event::Signal(sig, _)) = rx.try_recv() {
         return Err(Fail::new(
             exit::INTERRUPTED,
@@ -228,7 +233,21 @@ where
     let (fs, cache) = HpcsFs::new(archives, s.fs.clone(), output, scratch)
         .map_err(|e| Fail::new(exit::INTERNAL, format!("cannot set up the cache: {e}")))?;
     if !cache.locked && !locked_all {
-        warn!("the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
+        if !s.allow_unlocked_memory {
+            return Err(unlockable(&format!(
+                "the cache ({} slots of {} KiB) could not be locked (mlock refused)",
+                cache.slots,
+                cache.slot_len >> 10
+            )));
+        }
+        if !warned_unlocked {
+            warn!("--allow-unlocked-memory: the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");
+        }
+    }
+    if !s.allow_unlocked_memory {
+        // Reply buffers made later (one per FUSE thread) must lock too:
+        // a read that cannot get a locked buffer fails with EIO.
+        secmem::require_locked();
     }
     #[cfg(feature = "bench-ceilings")]
     if s.fs.null_data || s.fs.no_crypt {
@@ -292,16 +311,22 @@ where
         }
     };
     set_kernel_readahead(dev, s.kernel_readahead);
+    // Names, index, key schedules and fuser's receive buffers live in the
+    // heap and in mappings of their own: keep them out of core dumps.
+    if let Err(e) = secmem::exclude_from_dumps_every(Duration::from_millis(200)) {
+        warn!("cannot start the dump-exclusion thread: {e}");
+    }
     info!("mounted on {}", mountpoint.display());
 
     let mut child_pid = None;
+    let mut pid_written = None;
     if !s.cmd.is_empty() {
         match child::spawn(&s.cmd, hardening.core_limit, tx.clone()) {
             Ok(pid) => child_pid = Some(pid),
             Err(e) => {
                 let name = s.cmd[0].to_string_lossy().into_owned();
                 let ended = shutdown(&mut unmounter, &mountpoint, &rx, &wiper);
-                cleanup(&s, &wiper, ended, exit::CMD_NOT_STARTED);
+                cleanup(&s, &wiper, None, ended, exit::CMD_NOT_STARTED);
                 return Err(Fail::new(
                     exit::CMD_NOT_STARTED,
                     format!("cannot run {name}: {e}"),
@@ -312,7 +337,7 @@ where
         if let Some(w) = watch {
             watch_thread(w, tx.clone());
         }
-        announce_ready(s.pidfile.as_deref(), s.ready_fd, &mountpoint, daemon_pipe);
+        pid_written = announce_ready(s.pidfile.as_deref(), s.ready_fd, &mountpoint, daemon_pipe);
     }
 
     let code = loop {
@@ -336,7 +361,7 @@ where
             Event::SessionEnded => {
                 if child_pid.is_none() {
                     info!("{} was unmounted; exiting", mountpoint.display());
-                    return Ok(cleanup(&s, &wiper, true, exit::OK));
+                    return Ok(cleanup(&s, &wiper, pid_written, true, exit::OK));
                 }
                 warn!(
                     "{} was unmounted while the command was still running",
@@ -354,14 +379,20 @@ where
     };
     sd_notify("STOPPING=1");
     let ended = shutdown(&mut unmounter, &mountpoint, &rx, &wiper);
-    Ok(cleanup(&s, &wiper, ended, code))
+    Ok(cleanup(&s, &wiper, pid_written, ended, code))
 }
 
 /// Closes the results directory (manifest), wipes the cache, removes the
-/// pidfile. `ended`: the FUSE session is over, so no file can still be open.
+/// pidfile we wrote. `ended`: the FUSE session is over, so no file can still be open.
 /// Returns the exit code: `code`, or 39 if the results were not closed
 /// properly and nothing worse happened.
-fn cleanup(s: &Plan, wiper: &hfs::FsHandle, ended: bool, code: u8) -> u8 {
+fn cleanup(
+    s: &Plan,
+    wiper: &hfs::FsHandle,
+    pid_written: Option<(u64, u64)>,
+    ended: bool,
+    code: u8,
+) -> u8 {
     let mut code = code;
     if let Some(r) = wiper.close_output(ended) {
         match &r.manifest {
@@ -386,8 +417,10 @@ fn cleanup(s: &Plan, wiper: &hfs::FsHandle, ended: bool, code: u8) -> u8 {
         }
     }
     wiper.wipe();
-    if let Some(p) = &s.pidfile {
-        let _ = std::fs::remove_file(p);
+    // Only the pidfile we wrote, if it is still there (never a file or a
+    // symlink someone put at that name).
+    if let (Some(p), Some(id)) = (&s.pidfile, pid_written) {
+        crate::place::remove_if_ours(p, id, format!("{}\n", std::process::id()).as_bytes());
     }
     code
 }

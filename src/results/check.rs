@@ -2,7 +2,9 @@
 //! directory against its run's manifest — complete, incomplete, missing,
 //! tampered, unlisted — and, with a destination, decrypts the complete ones
 //! through a temporary directory and places them at their paths, never over
-//! an existing file. This is the secure-device side that
+//! an existing file (or, for Crypt4GH results, places verified copies of the
+//! `.c4gh` files themselves). Age and Crypt4GH results are told apart by
+//! their names. This is the secure-device side that
 //! `hpcs-pack results verify|decrypt` reports on.
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,11 +13,11 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::cipher::{Kind, ResultKeys};
 use super::manifest::{read_manifest, Manifest};
-use super::object::{safe_relative, MANIFEST_PREFIX, OBJECT_SUFFIX, PARTIAL_SUFFIX};
-use super::read::{decrypt_object, partial_run, ReadError};
+use super::object::{safe_relative, MANIFEST_PREFIX, RECEIPT_SUFFIX};
+use super::read::{decrypt_c4gh_object, decrypt_object, partial_run, read_receipt, ReadError};
 use crate::crypto::keys::SubKey;
-use crate::keys::Identities;
 use crate::util::{hex, unhex_array};
 
 /// The verdict on one result.
@@ -120,18 +122,47 @@ fn run_subdir(r: &RunReport, several: bool) -> PathBuf {
     }
 }
 
-/// Checks every result in `dir` and, with `dest`, writes the complete ones
-/// there (never overwriting: an existing file is an error for that file).
+/// Where [`check_dir`] puts the complete results.
+#[derive(Clone, Copy, Debug)]
+pub enum Placing<'a> {
+    /// Nowhere (verify).
+    Nothing,
+    /// Decrypted, at their paths under this directory.
+    Decrypted(&'a Path),
+    /// Crypt4GH results as verified copies of their `.c4gh` files, at
+    /// `PATH.c4gh` under this directory (age results are decrypted).
+    Crypt4gh(&'a Path),
+}
+
+impl<'a> Placing<'a> {
+    fn dest(self) -> Option<&'a Path> {
+        match self {
+            Placing::Nothing => None,
+            Placing::Decrypted(d) | Placing::Crypt4gh(d) => Some(d),
+        }
+    }
+}
+
+/// The kind and id of a results file name with `suffix(kind)`.
+fn named(n: &str, suffix: fn(Kind) -> &'static str) -> Option<(Kind, &str)> {
+    [Kind::Age, Kind::Crypt4gh]
+        .into_iter()
+        .find_map(|k| n.strip_suffix(suffix(k)).map(|id| (k, id)))
+}
+
+/// Checks every result in `dir` and, as `placing` says, writes the complete
+/// ones (never overwriting: an existing file is an error for that file).
 /// `archive_id` and `key` are those of the archive the job mounted first.
 /// Fails as a whole only if nothing can be checked (wrong identity or
-/// archive, unreadable directory).
+/// archive, no Crypt4GH key for Crypt4GH results, unreadable directory).
 pub fn check_dir(
     dir: &Path,
-    ids: &Identities,
+    keys: &ResultKeys,
     key: &SubKey,
     archive_id: &[u8; 32],
-    dest: Option<&Path>,
+    placing: Placing<'_>,
 ) -> Result<DirReport, ReadError> {
+    let dest = placing.dest();
     let mut report = DirReport::default();
     let mut names: Vec<String> = Vec::new();
     for e in std::fs::read_dir(dir)? {
@@ -145,13 +176,13 @@ pub fn check_dir(
     let mut runs: BTreeMap<[u8; 16], RunReport> = Default::default();
     // Manifests first: they say what to expect.
     for n in &names {
-        let Some(id) = n
+        let Some((_, id)) = n
             .strip_prefix(MANIFEST_PREFIX)
-            .and_then(|r| r.strip_suffix(OBJECT_SUFFIX))
+            .and_then(|r| named(r, Kind::manifest_suffix))
         else {
             continue;
         };
-        match read_manifest(&dir.join(n), ids, key, archive_id) {
+        match read_manifest(&dir.join(n), keys, key, archive_id) {
             Ok(m) if hex(&m.info.run) == id => {
                 let run = m.info.run;
                 runs.entry(run)
@@ -166,7 +197,10 @@ pub fn check_dir(
                 written: None,
             }),
             Err(
-                e @ (ReadError::NoIdentity | ReadError::WrongArchive { .. } | ReadError::Io(_)),
+                e @ (ReadError::NoIdentity
+                | ReadError::NoCrypt4ghKey
+                | ReadError::WrongArchive { .. }
+                | ReadError::Io(_)),
             ) => return Err(e),
             Err(ReadError::Bad(why)) => match unhex_array::<16>(id) {
                 Some(run) => {
@@ -195,20 +229,20 @@ pub fn check_dir(
         }
         None => None,
     };
+    let as_c4gh = matches!(placing, Placing::Crypt4gh(_));
     let result = check_objects(
         dir,
-        ids,
-        key,
-        archive_id,
+        keys,
+        (key, archive_id),
         &names,
         &mut runs,
         &mut report,
-        tmp.as_deref(),
+        tmp.as_deref().map(|t| (t, as_c4gh)),
     );
     let result = result.and_then(|()| {
         report.runs = runs.into_values().collect();
         match dest {
-            Some(d) => place(&mut report, d),
+            Some(d) => place(&mut report, d, as_c4gh),
             None => Ok(()),
         }
     });
@@ -218,24 +252,97 @@ pub fn check_dir(
     result.map(|()| report)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Checks a Crypt4GH object and its receipt: into `tmp_file` go its
+/// plaintext, or (`as_c4gh`) a copy of the object, checked as copied.
+fn check_c4gh(
+    dir: &Path,
+    n: &str,
+    keys: &ResultKeys,
+    (key, archive_id): (&SubKey, &[u8; 32]),
+    tmp_file: Option<(&Path, bool)>,
+) -> Result<super::read::ObjectMeta, ReadError> {
+    let sk = keys.c4gh()?;
+    let id = n.strip_suffix(Kind::Crypt4gh.object_suffix()).unwrap_or(n);
+    let receipt = dir.join(format!("{id}{RECEIPT_SUFFIX}"));
+    match tmp_file {
+        None => decrypt_c4gh_object(&dir.join(n), &receipt, sk, key, archive_id, &mut io::sink()),
+        Some((p, true)) => {
+            std::fs::copy(dir.join(n), p)?;
+            decrypt_c4gh_object(p, &receipt, sk, key, archive_id, &mut io::sink())
+        }
+        Some((p, false)) => {
+            let mut f = new_file(p)?;
+            decrypt_c4gh_object(&dir.join(n), &receipt, sk, key, archive_id, &mut f)
+        }
+    }
+}
+
+/// The report on results file `n` that failed with `e` (no path known).
+fn tampered(n: &str, e: &ReadError) -> FileReport {
+    FileReport {
+        object: n.to_string(),
+        path: None,
+        size: None,
+        status: Status::Tampered(e.to_string()),
+        written: None,
+    }
+}
+
+fn new_file(p: &Path) -> io::Result<std::fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+}
+
 fn check_objects(
     dir: &Path,
-    ids: &Identities,
-    key: &SubKey,
-    archive_id: &[u8; 32],
+    keys: &ResultKeys,
+    (key, archive_id): (&SubKey, &[u8; 32]),
     names: &[String],
     runs: &mut BTreeMap<[u8; 16], RunReport>,
     report: &mut DirReport,
-    tmp: Option<&Path>,
+    tmp: Option<(&Path, bool)>,
 ) -> Result<(), ReadError> {
     let is_id = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let all: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut seen: HashSet<String> = Default::default();
     for n in names {
         if n.starts_with(MANIFEST_PREFIX) {
             continue;
         }
-        if n.strip_suffix(PARTIAL_SUFFIX).is_some_and(is_id) {
+        if let Some(id) = n.strip_suffix(RECEIPT_SUFFIX).filter(|id| is_id(id)) {
+            let kind = Kind::Crypt4gh;
+            let object = format!("{id}{}", kind.object_suffix());
+            if all.contains(object.as_str())
+                || all.contains(format!("{id}{}", kind.partial_suffix()).as_str())
+            {
+                continue; // checked with its object
+            }
+            // A finished result whose object is gone: the manifest, if any,
+            // says whether the job deleted it.
+            let (h, r, t) = match read_receipt(&dir.join(n), keys.c4gh()?) {
+                Ok(x) => x,
+                Err(ReadError::Io(e)) => return Err(ReadError::Io(e)),
+                Err(e) => {
+                    report.unattributed.push(tampered(n, &e));
+                    continue;
+                }
+            };
+            let run = runs.entry(h.run).or_insert_with(|| RunReport::empty(h.run));
+            if run.manifest.is_none() {
+                run.files.push(FileReport {
+                    object,
+                    path: Some(r[super::object::HEADER_LEN..][..t.path_len].to_vec()),
+                    size: Some(t.size),
+                    status: Status::Missing,
+                    written: None,
+                });
+            }
+            continue;
+        }
+        if named(n, Kind::partial_suffix).is_some_and(|(_, id)| is_id(id)) {
             let fr = FileReport {
                 object: n.clone(),
                 path: None,
@@ -245,7 +352,7 @@ fn check_objects(
                 ),
                 written: None,
             };
-            match partial_run(&dir.join(n), ids) {
+            match partial_run(&dir.join(n), keys) {
                 Some(run) => runs
                     .entry(run)
                     .or_insert_with(|| RunReport::empty(run))
@@ -255,34 +362,29 @@ fn check_objects(
             }
             continue;
         }
-        if !n.strip_suffix(OBJECT_SUFFIX).is_some_and(is_id) {
+        let Some((kind, _)) = named(n, Kind::object_suffix).filter(|(_, id)| is_id(id)) else {
             report.other.push(n.clone());
             continue;
-        }
-        seen.insert(n.clone());
-        let tmp_file = tmp.map(|t| t.join(n));
-        let outcome = match &tmp_file {
-            Some(p) => {
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(p)?;
-                decrypt_object(&dir.join(n), ids, key, archive_id, &mut f)
-            }
-            None => decrypt_object(&dir.join(n), ids, key, archive_id, &mut io::sink()),
         };
+        seen.insert(n.clone());
+        let tmp_file = tmp.map(|(t, as_c4gh)| (t.join(n), as_c4gh));
+        let tmp_ref = tmp_file.as_ref().map(|(p, c)| (p.as_path(), *c));
+        let outcome = match (kind, tmp_ref) {
+            (Kind::Crypt4gh, _) => check_c4gh(dir, n, keys, (key, archive_id), tmp_ref),
+            (Kind::Age, Some((p, _))) => {
+                let mut f = new_file(p)?;
+                decrypt_object(&dir.join(n), &keys.age, key, archive_id, &mut f)
+            }
+            (Kind::Age, None) => {
+                decrypt_object(&dir.join(n), &keys.age, key, archive_id, &mut io::sink())
+            }
+        };
+        let tmp_file = tmp_file.map(|(p, _)| p);
         let meta = match outcome {
             Ok(m) => m,
-            Err(ReadError::Io(e)) => return Err(ReadError::Io(e)),
+            Err(e @ (ReadError::Io(_) | ReadError::NoCrypt4ghKey)) => return Err(e),
             Err(e) => {
-                report.unattributed.push(FileReport {
-                    object: n.clone(),
-                    path: None,
-                    size: None,
-                    status: Status::Tampered(e.to_string()),
-                    written: None,
-                });
+                report.unattributed.push(tampered(n, &e));
                 continue;
             }
         };
@@ -350,15 +452,33 @@ fn check_objects(
     Ok(())
 }
 
-/// Moves the complete results from the temporary directory to their paths.
-fn place(report: &mut DirReport, dest: &Path) -> Result<(), ReadError> {
+/// [`crate::place::open_dir_under`], saying what a symlink on the way means
+/// (without naming the result's path: it may be piped to shared files).
+fn open_under(base: &Path, rel: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    crate::place::open_dir_under(base, rel).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => io::Error::new(
+            e.kind(),
+            format!(
+                "under {}: a directory on a result's path is a symlink or not a directory; never followed ({e})",
+                base.display()
+            ),
+        ),
+        _ => e,
+    })
+}
+
+/// Moves the complete results from the temporary directory to their paths
+/// (`PATH.c4gh` for Crypt4GH objects placed `as_c4gh`).
+fn place(report: &mut DirReport, dest: &Path, as_c4gh: bool) -> Result<(), ReadError> {
     let several = report.runs.len() > 1;
     for run in &mut report.runs {
         let base = dest.join(run_subdir(run, several));
         if let Some(Ok(m)) = &run.manifest {
+            std::fs::create_dir_all(&base)?;
             for d in &m.body.dirs {
                 if let Some(rel) = safe_relative(&d.path) {
-                    std::fs::create_dir_all(base.join(rel))?;
+                    // Never through a symlink planted under DEST.
+                    open_under(&base, &rel)?;
                 }
             }
         }
@@ -372,15 +492,28 @@ fn place(report: &mut DirReport, dest: &Path) -> Result<(), ReadError> {
             let Some(rel) = f.path.as_deref().and_then(safe_relative) else {
                 continue;
             };
-            let to = base.join(rel);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent)?;
+            let mut rel = rel;
+            if as_c4gh && f.object.ends_with(Kind::Crypt4gh.object_suffix()) {
+                rel.as_mut_os_string().push(Kind::Crypt4gh.object_suffix());
             }
-            if std::fs::symlink_metadata(&to).is_ok() {
-                f.status = Status::Exists(to);
+            let to = base.join(&rel);
+            let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
                 continue;
+            };
+            // The directories under DEST never through a symlink, and the
+            // name taken atomically: an existing name (or a symlink planted
+            // in between) is never replaced or followed.
+            std::fs::create_dir_all(&base)?;
+            let dir = open_under(&base, parent)?;
+            match crate::place::rename_noreplace_into(&src, &dir, name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::remove_file(&src);
+                    f.status = Status::Exists(to);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             }
-            std::fs::rename(&src, &to)?;
             let mode = run
                 .manifest
                 .as_ref()

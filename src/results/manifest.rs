@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use hmac::Mac;
 
-use super::object::{new_mac, MANIFEST_PREFIX, OBJECT_SUFFIX};
+use super::cipher::{open_c4gh_small, ResultKeys};
+use super::object::{new_mac, C4GH_MANIFEST_SUFFIX, MANIFEST_PREFIX};
 use super::read::{age_reader, stream_error, ReadError};
 use super::writer::{sync_dir, Run, RunInfo};
 use crate::crypto::keys::{ct_eq, SubKey};
-use crate::keys::Identities;
 use crate::util::{hex, now_secs, unhex, unhex_array};
 
 /// First line of a manifest's plaintext.
@@ -114,42 +114,61 @@ impl Run {
         mac.update(text.as_bytes());
         text.push_str(&format!("mac {}\n", hex(&mac.finalize().into_bytes())));
 
-        let name = format!("{MANIFEST_PREFIX}{}{OBJECT_SUFFIX}", hex(&i.run));
+        let name = format!(
+            "{MANIFEST_PREFIX}{}{}",
+            hex(&i.run),
+            self.kind().manifest_suffix()
+        );
         let tmp = self.dir().join(format!(".{name}.tmp"));
         let write = || -> io::Result<()> {
             let file = OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .mode(0o600)
                 .open(&tmp)?;
-            let mut w = self.encryptor()?.wrap_output(file)?;
+            let mut w = self.seal(file)?;
             w.write_all(text.as_bytes())?;
             let file = w.finish()?;
             file.sync_all()?;
             Ok(())
         };
         if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                let _ = std::fs::remove_file(&tmp);
+            }
             return Err(e);
         }
         let dest = self.dir().join(&name);
-        std::fs::rename(&tmp, &dest)?;
+        if let Err(e) = crate::place::rename_noreplace(&tmp, &dest) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         sync_dir(self.dir());
         Ok(dest)
     }
 }
 
-/// Decrypts and authenticates a manifest file.
+/// Decrypts and authenticates a manifest file (age or Crypt4GH, by its
+/// name).
 pub fn read_manifest(
     file: &Path,
-    ids: &Identities,
+    keys: &ResultKeys,
     key: &SubKey,
     archive_id: &[u8; 32],
 ) -> Result<Manifest, ReadError> {
-    let mut rd = age_reader(File::open(file)?, ids)?;
-    let mut text = Vec::new();
-    rd.read_to_end(&mut text).map_err(stream_error)?;
+    let f = File::open(file)?;
+    let c4gh = file
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(C4GH_MANIFEST_SUFFIX));
+    let text = if c4gh {
+        open_c4gh_small(&f, keys.c4gh()?, u64::MAX)?
+    } else {
+        let mut rd = age_reader(f, &keys.age)?;
+        let mut text = Vec::new();
+        rd.read_to_end(&mut text).map_err(stream_error)?;
+        text
+    };
     let bad = |why: &str| ReadError::Bad(format!("manifest: {why}"));
     let text = String::from_utf8(text).map_err(|_| bad("not text"))?;
     let mac_at = text.rfind("\nmac ").ok_or_else(|| bad("no MAC"))? + 1;
@@ -235,6 +254,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let key = SubKey::from_bytes([3; 32]);
         let (run, ids) = run(t.path(), &key);
+        let ids = ResultKeys {
+            age: ids,
+            c4gh: None,
+        };
         let body = ManifestBody {
             dirs: vec![ManifestDir {
                 mode: 0o755,

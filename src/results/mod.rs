@@ -10,25 +10,29 @@
 //! | RESULTS.md                         | module        | owns                                 |
 //! |------------------------------------|---------------|--------------------------------------|
 //! | Keys, Directory layout, Object plaintext | `object.rs` | names, header, trailer, MAC, paths |
+//! | Keys, Crypt4GH results             | `cipher.rs`   | age or Crypt4GH: names, encrypting streams, reading keys |
 //! | Directory layout, Object plaintext | `writer.rs`   | writing objects (what the mount uses) |
 //! | Object plaintext                   | `read.rs`     | decrypting objects back              |
 //! | Manifest plaintext                 | `manifest.rs` | writing and reading manifests        |
 //! | Verdicts                           | `check.rs`    | verdicts, placing decrypted results  |
 
 mod check;
+mod cipher;
 mod manifest;
 mod object;
 mod read;
 mod writer;
 
-pub use check::{check_dir, DirReport, FileReport, RunReport, Status};
+pub use check::{check_dir, DirReport, FileReport, Placing, RunReport, Status};
+pub use cipher::{Kind, Recipients, ResultKeys};
 pub use manifest::{
     read_manifest, Manifest, ManifestBody, ManifestDir, ManifestFile, ManifestOpen, MANIFEST_MAGIC,
 };
 pub use object::{
-    safe_relative, MANIFEST_PREFIX, MAX_PATH, OBJECT_MAGIC, OBJECT_SUFFIX, PARTIAL_SUFFIX,
+    safe_relative, C4GH_MANIFEST_SUFFIX, C4GH_PARTIAL_SUFFIX, C4GH_SUFFIX, MANIFEST_PREFIX,
+    MAX_PATH, OBJECT_MAGIC, OBJECT_SUFFIX, PARTIAL_SUFFIX, RECEIPT_SUFFIX,
 };
-pub use read::{decrypt_object, partial_run, ObjectMeta, ReadError};
+pub use read::{decrypt_c4gh_object, decrypt_object, partial_run, ObjectMeta, ReadError};
 pub use writer::{Finished, ObjectWriter, Run, RunInfo};
 
 #[cfg(test)]

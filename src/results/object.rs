@@ -36,6 +36,16 @@ pub const OBJECT_SUFFIX: &str = ".age";
 pub const PARTIAL_SUFFIX: &str = ".age.partial";
 /// File name prefix of a run's manifest (`manifest-<run>.age`).
 pub const MANIFEST_PREFIX: &str = "manifest-";
+/// File name suffix of a finished Crypt4GH object (RESULTS.md "Crypt4GH
+/// results"): a plain Crypt4GH file of the result's bytes.
+pub const C4GH_SUFFIX: &str = ".c4gh";
+/// File name suffix of a Crypt4GH object still being written.
+pub const C4GH_PARTIAL_SUFFIX: &str = ".c4gh.partial";
+/// File name suffix of the receipt of a Crypt4GH object: its header and
+/// trailer, Crypt4GH-encrypted to the same recipients.
+pub const RECEIPT_SUFFIX: &str = ".hpcs-receipt";
+/// File name suffix of the manifest of a Crypt4GH run (`manifest-<run>.hpcs-manifest`).
+pub const C4GH_MANIFEST_SUFFIX: &str = ".hpcs-manifest";
 
 /// A fresh results MAC keyed with an archive's results key.
 pub(super) fn new_mac(key: &SubKey) -> Result<HmacSha256, hmac::digest::InvalidLength> {

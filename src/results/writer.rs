@@ -1,9 +1,12 @@
-//! The write side (RESULTS.md "Directory layout", "Object plaintext"): a
-//! [`Run`] is one mount's stream of results into a directory on shared
-//! storage, and hands out one [`ObjectWriter`] per file the job writes.
-//! An object is encrypted while it is written, named `<id>.age.partial`
-//! until it is finished, then synced and renamed to `<id>.age`. What the
-//! mount uses; it knows nothing of FUSE. The run's manifest is written by
+//! The write side (RESULTS.md "Directory layout", "Object plaintext",
+//! "Crypt4GH results"): a [`Run`] is one mount's stream of results into a
+//! directory on shared storage, and hands out one [`ObjectWriter`] per file
+//! the job writes. An object is encrypted while it is written, named
+//! `<id>.age.partial` until it is finished, then synced and renamed to
+//! `<id>.age`; with Crypt4GH recipients `<id>.c4gh.partial` holds only the
+//! file's bytes, and its header and trailer go into `<id>.hpcs-receipt`,
+//! written before the object is renamed to `<id>.c4gh`. What the mount
+//! uses; it knows nothing of FUSE. The run's manifest is written by
 //! `manifest.rs`.
 
 use std::fs::{File, OpenOptions};
@@ -15,11 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hmac::Mac;
 use sha2::{Digest, Sha256};
 
-use super::object::{
-    new_mac, trailer, HmacSha256, ObjectHeader, MAX_PATH, OBJECT_SUFFIX, PARTIAL_SUFFIX,
-};
+use std::sync::Arc;
+
+use super::cipher::{Kind, Recipients, Sealing};
+use super::object::{new_mac, trailer, HmacSha256, ObjectHeader, MAX_PATH, RECEIPT_SUFFIX};
 use crate::crypto::keys::SubKey;
-use crate::keys::Recipient;
 use crate::util::{hex, now_secs};
 
 /// Who produced a run of results.
@@ -40,7 +43,7 @@ pub struct RunInfo {
 /// One mount's stream of results into a directory on shared storage.
 pub struct Run {
     dir: PathBuf,
-    recipients: Vec<Recipient>,
+    recipients: Arc<Recipients>,
     key: SubKey,
     info: RunInfo,
     seq: AtomicU64,
@@ -57,15 +60,17 @@ impl std::fmt::Debug for Run {
 
 impl Run {
     /// Starts a run writing into `dir` (which must exist), encrypting to
-    /// `recipients`, authenticated with `key` (an archive's results key).
+    /// `recipients` (age ones, or Crypt4GH public keys), authenticated with
+    /// `key` (an archive's results key).
     pub fn new(
         dir: &Path,
-        recipients: Vec<Recipient>,
+        recipients: impl Into<Recipients>,
         key: &SubKey,
         archive_id: [u8; 32],
         host: String,
         job: String,
     ) -> io::Result<Run> {
+        let recipients = recipients.into();
         if recipients.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -83,7 +88,7 @@ impl Run {
         getrandom::fill(&mut run).map_err(io::Error::other)?;
         Ok(Run {
             dir: dir.to_path_buf(),
-            recipients,
+            recipients: Arc::new(recipients),
             key: SubKey::from_bytes(*key.expose()),
             info: RunInfo {
                 run,
@@ -119,52 +124,77 @@ impl Run {
         &self.key
     }
 
-    /// An age encryptor to the run's recipients.
-    pub(super) fn encryptor(&self) -> io::Result<age::Encryptor> {
-        age::Encryptor::with_recipients(self.recipients.iter().map(|r| r.as_age()))
-            .map_err(io::Error::other)
+    /// The kind of files the run writes (age or Crypt4GH).
+    pub fn kind(&self) -> Kind {
+        self.recipients.kind()
     }
 
-    /// Starts a new object (`<id>.age.partial`, renamed to `<id>.age` by
-    /// [`ObjectWriter::finish`]).
+    /// An encrypting stream to the run's recipients into `out`.
+    pub(super) fn seal<W: Write>(&self, out: W) -> io::Result<Sealing<W>> {
+        self.recipients.seal(out)
+    }
+
+    /// Starts a new object (`<id>.age.partial` or `<id>.c4gh.partial`,
+    /// renamed by [`ObjectWriter::finish`]).
     pub fn create(&self) -> io::Result<ObjectWriter> {
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(io::Error::other)?;
         let name = hex(&id);
-        let partial = self.dir.join(format!("{name}{PARTIAL_SUFFIX}"));
+        let kind = self.kind();
+        let partial = self.dir.join(format!("{name}{}", kind.partial_suffix()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .mode(0o600)
             .open(&partial)?;
-        let mut stream = self.encryptor()?.wrap_output(HashingWriter {
-            inner: file,
-            hash: Sha256::new(),
-        })?;
         let header = ObjectHeader {
             run: self.info.run,
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
             archive_id: self.info.archive_id,
         }
         .to_bytes();
+        let started = self
+            .seal(HashingWriter {
+                inner: file,
+                hash: Sha256::new(),
+            })
+            .and_then(|mut stream| {
+                // A Crypt4GH object holds the file's bytes only: its header
+                // goes into the receipt.
+                if kind == Kind::Age {
+                    stream.write_all(&header)?;
+                }
+                Ok(stream)
+            });
+        let stream = match started {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        };
         let mut mac = new_mac(&self.key).map_err(|_| io::Error::other("HMAC key"))?;
         mac.update(&header);
-        if let Err(e) = stream.write_all(&header) {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
         Ok(ObjectWriter {
             name,
             dir: self.dir.clone(),
+            recipients: Arc::clone(&self.recipients),
+            header,
             stream: Some(stream),
             mac,
             len: 0,
         })
     }
 
-    /// Deletes a finished object (the job deleted or replaced the file).
+    /// Deletes a finished object (the job deleted or replaced the file),
+    /// and its receipt if it has one.
     pub fn remove(&self, object: &str) -> io::Result<()> {
-        std::fs::remove_file(self.dir.join(object))
+        std::fs::remove_file(self.dir.join(object))?;
+        if let Some(id) = object.strip_suffix(Kind::Crypt4gh.object_suffix()) {
+            let _ = std::fs::remove_file(self.dir.join(format!("{id}{RECEIPT_SUFFIX}")));
+        }
+        Ok(())
     }
 }
 
@@ -203,7 +233,9 @@ impl Write for HashingWriter {
 pub struct ObjectWriter {
     name: String,
     dir: PathBuf,
-    stream: Option<age::stream::StreamWriter<HashingWriter>>,
+    recipients: Arc<Recipients>,
+    header: [u8; super::object::HEADER_LEN],
+    stream: Option<Sealing<HashingWriter>>,
     mac: HmacSha256,
     len: u64,
 }
@@ -230,7 +262,7 @@ impl ObjectWriter {
 
     /// The object's file name while it is being written.
     pub fn partial_name(&self) -> String {
-        format!("{}{PARTIAL_SUFFIX}", self.name)
+        format!("{}{}", self.name, self.recipients.kind().partial_suffix())
     }
 
     /// Appends plaintext.
@@ -245,8 +277,10 @@ impl ObjectWriter {
         Ok(())
     }
 
-    /// Ends the object: writes the authenticated trailer naming `path`,
-    /// completes the age stream, syncs, and renames it to `<id>.age`.
+    /// Ends the object: writes the authenticated trailer naming `path`
+    /// (into the age stream, or with the header into the Crypt4GH object's
+    /// receipt), completes the stream, syncs, and renames the object to
+    /// `<id>.age` or `<id>.c4gh`.
     pub fn finish(mut self, path: &[u8], mode: u32) -> io::Result<Finished> {
         if path.len() > MAX_PATH {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "path too long"));
@@ -255,18 +289,62 @@ impl ObjectWriter {
             .stream
             .take()
             .ok_or_else(|| io::Error::other("object already closed"))?;
-        stream.write_all(&trailer(path, mode, self.len, self.mac.clone()))?;
+        let tail = trailer(path, mode, self.len, self.mac.clone());
+        let kind = self.recipients.kind();
+        if kind == Kind::Age {
+            stream.write_all(&tail)?;
+        }
         let hw = stream.finish()?;
         hw.inner.sync_all()?;
         let sha256: [u8; 32] = hw.hash.finalize().into();
-        let object = format!("{}{OBJECT_SUFFIX}", self.name);
-        std::fs::rename(self.dir.join(self.partial_name()), self.dir.join(&object))?;
+        if kind == Kind::Crypt4gh {
+            self.write_receipt(&tail)?;
+        }
+        let object = format!("{}{}", self.name, kind.object_suffix());
+        // Never over a name someone put there (the id is random, so only a
+        // planted file can be in the way).
+        crate::place::rename_noreplace(
+            &self.dir.join(self.partial_name()),
+            &self.dir.join(&object),
+        )?;
         sync_dir(&self.dir);
         Ok(Finished {
             object,
             size: self.len,
             sha256,
         })
+    }
+
+    /// Writes `<id>.hpcs-receipt` (header ‖ trailer, encrypted to the
+    /// recipients) through a temporary file and a rename.
+    fn write_receipt(&self, tail: &[u8]) -> io::Result<()> {
+        let name = format!("{}{RECEIPT_SUFFIX}", self.name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let write = || -> io::Result<()> {
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .mode(0o600)
+                .open(&tmp)?;
+            let mut w = self.recipients.seal(file)?;
+            w.write_all(&self.header)?;
+            w.write_all(tail)?;
+            w.finish()?.sync_all()
+        };
+        if let Err(e) = write() {
+            // A temporary name already there is someone else's: left alone.
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            return Err(e);
+        }
+        // Never over a name someone put there (as for the object).
+        if let Err(e) = crate::place::rename_noreplace(&tmp, &self.dir.join(name)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Drops the object and deletes its file (the job deleted the file

@@ -21,16 +21,16 @@ use hpcs::crypto::FileSource;
 
 use crate::util::tmpdir;
 
-const SEG: usize = SEGMENT_SIZE;
+pub(crate) const SEG: usize = SEGMENT_SIZE;
 /// Sizes around the segment boundaries, and empty.
-const SIZES: [usize; 6] = [0, 1, SEG - 1, SEG, SEG + 1, 3 * SEG + 7];
-const PASS: &str = "correct horse battery staple";
+pub(crate) const SIZES: [usize; 6] = [0, 1, SEG - 1, SEG, SEG + 1, 3 * SEG + 7];
+pub(crate) const PASS: &str = "correct horse battery staple";
 
 // ---------------------------------------------------------------- harness
 
 /// True when the reference CLI is on PATH; otherwise SKIP (false), or fail
 /// when HPCS_REQUIRE_C4GH=1.
-fn have_reference(test: &str) -> bool {
+pub(crate) fn have_reference(test: &str) -> bool {
     let found = ["crypt4gh", "crypt4gh-keygen"].iter().all(|name| {
         std::env::var_os("PATH")
             .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
@@ -46,13 +46,13 @@ fn have_reference(test: &str) -> bool {
 }
 
 /// A temporary directory for `test`, or `None` (SKIP) without the reference.
-fn setup(test: &str) -> Option<tempfile::TempDir> {
+pub(crate) fn setup(test: &str) -> Option<tempfile::TempDir> {
     have_reference(test).then(tmpdir)
 }
 
 /// A key pair `crypt4gh-keygen` makes without passphrase, and its secret key
 /// as the codec loads it.
-fn reference_key(dir: &Path, name: &str) -> (PathBuf, PathBuf, SecretKey) {
+pub(crate) fn reference_key(dir: &Path, name: &str) -> (PathBuf, PathBuf, SecretKey) {
     let (sk, pk) = keygen(dir, name, None);
     let key = SecretKey::read_file(&sk, None).expect("load the reference's key");
     (sk, pk, key)
@@ -60,7 +60,7 @@ fn reference_key(dir: &Path, name: &str) -> (PathBuf, PathBuf, SecretKey) {
 
 /// Runs `cmd` with `stdin` from a file holding `input`; returns stdout,
 /// panicking with stderr on failure.
-fn run_with_input(cmd: &mut Command, dir: &Path, input: &[u8]) -> Vec<u8> {
+pub(crate) fn run_with_input(cmd: &mut Command, dir: &Path, input: &[u8]) -> Vec<u8> {
     let inp = dir.join(format!("stdin-{}", rand_u64()));
     std::fs::write(&inp, input).unwrap();
     let out = cmd
@@ -79,7 +79,7 @@ fn run_with_input(cmd: &mut Command, dir: &Path, input: &[u8]) -> Vec<u8> {
 
 /// A key pair from `crypt4gh-keygen`, the private key sealed under
 /// `passphrase` (scrypt, the reference's choice) or in the clear.
-fn keygen(dir: &Path, name: &str, passphrase: Option<&str>) -> (PathBuf, PathBuf) {
+pub(crate) fn keygen(dir: &Path, name: &str, passphrase: Option<&str>) -> (PathBuf, PathBuf) {
     let (sk, pk) = (
         dir.join(format!("{name}.sec")),
         dir.join(format!("{name}.pub")),
@@ -101,7 +101,7 @@ fn keygen(dir: &Path, name: &str, passphrase: Option<&str>) -> (PathBuf, PathBuf
     (sk, pk)
 }
 
-fn reference_encrypt(dir: &Path, plain: &[u8], recipients: &[&Path]) -> Vec<u8> {
+pub(crate) fn reference_encrypt(dir: &Path, plain: &[u8], recipients: &[&Path]) -> Vec<u8> {
     let mut cmd = Command::new("crypt4gh");
     cmd.arg("encrypt");
     for r in recipients {
@@ -110,7 +110,7 @@ fn reference_encrypt(dir: &Path, plain: &[u8], recipients: &[&Path]) -> Vec<u8> 
     run_with_input(&mut cmd, dir, plain)
 }
 
-fn reference_decrypt(
+pub(crate) fn reference_decrypt(
     dir: &Path,
     file: &[u8],
     sk: &Path,
@@ -125,7 +125,7 @@ fn reference_decrypt(
     run_with_input(&mut cmd, dir, file)
 }
 
-fn peer(dir: &Path, args: &[&dyn AsRef<std::ffi::OsStr>], input: &[u8]) -> Vec<u8> {
+pub(crate) fn peer(dir: &Path, args: &[&dyn AsRef<std::ffi::OsStr>], input: &[u8]) -> Vec<u8> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/c4gh_peer.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script);
@@ -135,24 +135,24 @@ fn peer(dir: &Path, args: &[&dyn AsRef<std::ffi::OsStr>], input: &[u8]) -> Vec<u
     run_with_input(&mut cmd, dir, input)
 }
 
-fn rand_u64() -> u64 {
+pub(crate) fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).unwrap();
     u64::from_le_bytes(b)
 }
 
 /// xorshift64*: reproducible pseudo-random bytes and offsets.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0
         } else {
@@ -160,7 +160,7 @@ impl Rng {
         }
     }
 
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
     }
 }

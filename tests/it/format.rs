@@ -47,6 +47,7 @@ fn read_all_with<S: Source>(a: &Archive<S>, pieces: bool) -> BTreeMap<String, St
                 assert_eq!(a.read_at(id, size, &mut extra).unwrap(), 0, "read past EOF");
                 format!("file {:o} {} {}", n.mode, size, sha256_hex(&buf))
             }
+            Kind::External { .. } => panic!("{path}: no external file in a plain archive"),
         };
         out.insert(path, desc);
     }
@@ -480,6 +481,7 @@ fn archives_cross_backends() {
                 suite,
                 chunk_size: 4096,
                 backend: w,
+                features: 0,
             };
             hpcs::pack::write(
                 &scan,

@@ -32,6 +32,8 @@ struct Job {
     results: PathBuf,
     mnt: PathBuf,
     big: PathBuf,
+    /// Crypt4GH results: (secret key, public key) from `crypt4gh-keygen`.
+    c4gh: Option<(PathBuf, PathBuf)>,
 }
 
 impl Job {
@@ -64,6 +66,7 @@ impl Job {
             results,
             mnt,
             big,
+            c4gh: None,
         }
     }
 
@@ -86,9 +89,12 @@ impl Job {
             .arg("-i")
             .arg(&self.identity)
             .arg("--output")
-            .arg(format!("out={}", self.results.display()))
-            .args(["--output-recipient", &self.recipient])
-            .args(["--", "sh", "-c", script])
+            .arg(format!("out={}", self.results.display()));
+        match &self.c4gh {
+            Some((_, pk)) => c.arg("--output-c4gh-recipient").arg(pk),
+            None => c.args(["--output-recipient", &self.recipient]),
+        };
+        c.args(["--", "sh", "-c", script])
             .env("M", &self.mnt)
             .env("BIG", &self.big)
             .env("CANARY", CANARY)
@@ -105,6 +111,9 @@ impl Job {
             .arg(&self.archive)
             .arg("-i")
             .arg(&self.identity);
+        if let Some((sk, _)) = &self.c4gh {
+            c.arg("--sk").arg(sk);
+        }
         for (k, p) in extra.iter().enumerate() {
             if k == 0 {
                 c.arg("-o");
@@ -115,7 +124,23 @@ impl Job {
     }
 
     fn verify(&self) -> (i32, String) {
-        let o = self.results_cmd("verify", &[]);
+        self.verify_with(&[])
+    }
+
+    /// `hpcs-pack results verify` with more arguments (e.g. --log-names).
+    fn verify_with(&self, args: &[&str]) -> (i32, String) {
+        let mut c = Command::new(bin("hpcs-pack"));
+        c.args(["results", "verify"])
+            .arg(&self.results)
+            .arg("--archive")
+            .arg(&self.archive)
+            .arg("-i")
+            .arg(&self.identity)
+            .args(args);
+        if let Some((sk, _)) = &self.c4gh {
+            c.arg("--sk").arg(sk);
+        }
+        let o = run(&mut c);
         (
             o.status.code().unwrap_or(-1),
             format!(
@@ -155,6 +180,22 @@ fn contains_anywhere(dir: &Path, needle: &[u8]) -> bool {
             d.windows(needle.len()).any(|w| w == needle)
         }
     })
+}
+
+/// The largest results object in `dir` (not the manifest).
+fn largest_object(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("manifest-")
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap()
 }
 
 /// The job of the first test: every kind of write a job does.
@@ -239,6 +280,50 @@ fn results_are_encrypted_on_write_and_decrypt_on_the_secure_side() {
         text(&o)
     );
     assert_eq!(std::fs::read(dest.join("final.txt")).unwrap(), b"tmp\n");
+    // Symlinks planted at result names (one to a file, one dangling) are
+    // neither followed nor replaced; the other results are written.
+    let planted = j.dir.path().join("planted");
+    std::fs::create_dir(&planted).unwrap();
+    let victim = j.dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let nowhere = j.dir.path().join("nowhere");
+    std::os::unix::fs::symlink(&victim, planted.join("r1.txt")).unwrap();
+    std::os::unix::fs::symlink(&nowhere, planted.join("final.txt")).unwrap();
+    let o = j.results_cmd("decrypt", &[&planted]);
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::OUTPUT_EXISTS as i32),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(!nowhere.exists());
+    for l in ["r1.txt", "final.txt"] {
+        assert!(std::fs::symlink_metadata(planted.join(l))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    assert_eq!(
+        std::fs::read(planted.join("copied")).unwrap(),
+        noise(1, 70_000)
+    );
+    // A symlink planted on the way (DEST/sub -> a directory elsewhere) is
+    // not followed: decrypt fails and writes nothing there.
+    let planted = j.dir.path().join("planted-dir");
+    std::fs::create_dir(&planted).unwrap();
+    let elsewhere = j.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, planted.join("sub")).unwrap();
+    let o = j.results_cmd("decrypt", &[&planted]);
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::OUTPUT as i32),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("never followed"), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
 
 #[test]
@@ -252,22 +337,7 @@ fn tampered_missing_forged_and_foreign_results_are_reported() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(j.verify().0, 0);
-    let objects: Vec<PathBuf> = std::fs::read_dir(&j.results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            !p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("manifest-")
-        })
-        .collect();
-    let big = objects
-        .iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap()
-        .clone();
+    let big = largest_object(&j.results);
     let orig = std::fs::read(&big).unwrap();
 
     // One flipped bit in the middle of an object.
@@ -291,9 +361,12 @@ fn tampered_missing_forged_and_foreign_results_are_reported() {
 
     // Deleted: the manifest notices.
     std::fs::remove_file(&big).unwrap();
-    let (code, out) = j.verify();
+    let (code, out) = j.verify_with(&["--log-names"]);
     assert_eq!(code, hpcs::exit::RESULTS_INCOMPLETE as i32, "{out}");
-    assert!(out.contains("MISSING     b.bin"), "{out}");
+    assert!(
+        out.contains("MISSING     ") && out.contains(" (\"b.bin\")"),
+        "{out}"
+    );
     std::fs::write(&big, &orig).unwrap();
     assert_eq!(j.verify().0, 0);
 
@@ -506,11 +579,11 @@ exec sleep 5"#,
         .stderr(Stdio::null())
         .status();
     assert!(!mounted(&j.mnt));
-    let (code, out) = j.verify();
+    let (code, out) = j.verify_with(&["--log-names"]);
     assert_eq!(code, hpcs::exit::RESULTS_INCOMPLETE as i32, "{out}");
     assert!(out.contains("NO MANIFEST"), "{out}");
     assert!(out.contains("INCOMPLETE"), "{out}");
-    assert!(out.contains("ok          complete.txt"), "{out}");
+    assert!(out.contains(".age (\"complete.txt\")"), "{out}");
     let dest = j.dir.path().join("dec");
     let o = j.results_cmd("decrypt", &[&dest]);
     assert_eq!(o.status.code(), Some(hpcs::exit::RESULTS_INCOMPLETE as i32));
@@ -518,6 +591,61 @@ exec sleep 5"#,
     assert!(!dest.join("partial.bin").exists());
     // The partial object holds no plaintext either.
     assert!(!contains_anywhere(&j.results, &noise(2, 64)[..]));
+}
+
+/// A result's name, directory and size that neither the job's stderr nor
+/// the secure side's report may show unless --log-names is given.
+const CANARY_RESULT: &str = "CANARY_RESULT_patient_JANE_ROE";
+const CANARY_RESULT_SIZE: usize = 77_777;
+
+#[test]
+fn results_logs_and_reports_name_no_result_unless_asked() {
+    if !fuse_ok() {
+        return;
+    }
+    let j = Job::new();
+    let script = format!(
+        r#"mkdir "$M/out/{CANARY_RESULT}_dir" || exit 10
+head -c {CANARY_RESULT_SIZE} "$BIG" > "$M/out/{CANARY_RESULT}_dir/{CANARY_RESULT}.txt" || exit 11
+printf x | dd of="$M/out/{CANARY_RESULT}_seek.bin" bs=1 seek={CANARY_RESULT_SIZE} conv=notrunc 2>/dev/null && exit 12
+exit 0"#
+    );
+    let o = j.run(&script);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The refused seek was logged (without its offset or the file's name).
+    assert!(err.contains("written sequentially only"), "{err}");
+    let hidden = |t: &str| !t.contains("CANARY") && !t.contains(&CANARY_RESULT_SIZE.to_string());
+    assert!(hidden(&err), "the job's stderr names a result:\n{err}");
+    assert!(!contains_anywhere(&j.results, CANARY_RESULT.as_bytes()));
+    // Tamper the canary's object (the largest one).
+    let big = largest_object(&j.results);
+    let mut bad = std::fs::read(&big).unwrap();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x20;
+    std::fs::write(&big, &bad).unwrap();
+    let (code, out) = j.verify();
+    assert_eq!(code, hpcs::exit::RESULTS_TAMPERED as i32, "{out}");
+    let object = big.file_name().unwrap().to_str().unwrap();
+    assert!(
+        out.contains(&format!("TAMPERED    {object}")),
+        "names the object: {out}"
+    );
+    assert!(hidden(&out), "the report names a result:\n{out}");
+    // Decrypting: the good ones are written (under their names), the report
+    // still names none.
+    let dest = j.dir.path().join("dec");
+    let o = j.results_cmd("decrypt", &[&dest]);
+    assert_eq!(o.status.code(), Some(hpcs::exit::RESULTS_TAMPERED as i32));
+    assert!(hidden(&text(&o)), "{}", text(&o));
+    // With --log-names, the report shows the paths it knows (a tampered
+    // object's path is inside it, so it stays unknown).
+    let (code, out) = j.verify_with(&["--log-names"]);
+    assert_eq!(code, hpcs::exit::RESULTS_TAMPERED as i32, "{out}");
+    assert!(
+        out.contains(&format!("(\"{CANARY_RESULT}_seek.bin\") (0 bytes)")),
+        "--log-names shows the path: {out}"
+    );
 }
 
 trait SignalCode {
@@ -600,4 +728,191 @@ fn output_options_are_checked_before_mounting() {
         text(&o)
     );
     assert!(std::fs::read_dir(&j.results).unwrap().next().is_none());
+}
+
+/// Results written as Crypt4GH (`--output-c4gh-recipient`, keys from the
+/// Python reference's `crypt4gh-keygen`): each result is a plain Crypt4GH
+/// file its `crypt4gh decrypt` opens to exactly the job's bytes; the
+/// receipts and the manifest give the same checks as age results.
+#[test]
+fn crypt4gh_results_decrypt_with_the_reference_and_verify() {
+    if !fuse_ok() {
+        return;
+    }
+    if !crate::crypt4gh::have_reference("crypt4gh_results_decrypt_with_the_reference_and_verify") {
+        return;
+    }
+    let mut j = Job::new();
+    j.c4gh = Some(crate::crypt4gh::keygen(j.dir.path(), "me", None));
+    let (sk, _) = j.c4gh.clone().unwrap();
+    let o = j.run(
+        r#"printf '%s\n' "$CANARY" > "$M/out/r1.txt" && mkdir -p "$M/out/sub" &&
+           cat "$BIG" > "$M/out/sub/big.bin" && : > "$M/out/empty" &&
+           echo tmp > "$M/out/t" && mv "$M/out/t" "$M/out/final.txt" &&
+           echo gone > "$M/out/gone" && rm "$M/out/gone""#,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!contains_anywhere(&j.results, CANARY.as_bytes()));
+    assert!(!contains_anywhere(&j.results, b"final.txt"));
+    let mut names: Vec<String> = std::fs::read_dir(&j.results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let objects: Vec<&String> = names.iter().filter(|n| n.ends_with(".c4gh")).collect();
+    assert_eq!(objects.len(), 4, "{names:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.ends_with(".hpcs-receipt"))
+            .count(),
+        4,
+        "{names:?}"
+    );
+    assert!(
+        names.last().unwrap().starts_with("manifest-")
+            && names.last().unwrap().ends_with(".hpcs-manifest"),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 9, "{names:?}");
+    // the reference opens every object to exactly one of the job's files
+    let mut want = vec![
+        format!("{CANARY}\n").into_bytes(),
+        std::fs::read(&j.big).unwrap(),
+        Vec::new(),
+        b"tmp\n".to_vec(),
+    ];
+    for n in &objects {
+        let file = std::fs::read(j.results.join(n)).unwrap();
+        let got = crate::crypt4gh::reference_decrypt(j.dir.path(), &file, &sk, None, &[]);
+        let k = want
+            .iter()
+            .position(|w| *w == got)
+            .unwrap_or_else(|| panic!("{n}: unexpected content"));
+        want.remove(k);
+    }
+    let (code, out) = j.verify();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("manifest authentic, 4 of 4 result(s) complete"),
+        "{out}"
+    );
+    // runs pinned as for age results: the run named by the manifest passes,
+    // any other is exit 19
+    let run_id = names
+        .last()
+        .unwrap()
+        .strip_prefix("manifest-")
+        .and_then(|n| n.strip_suffix(".hpcs-manifest"))
+        .unwrap()
+        .to_string();
+    let expect = |r: &str| {
+        run(Command::new(bin("hpcs-pack"))
+            .args(["results", "verify"])
+            .arg(&j.results)
+            .arg("--archive")
+            .arg(&j.archive)
+            .arg("-i")
+            .arg(&j.identity)
+            .arg("--sk")
+            .arg(&sk)
+            .args(["--expect-run", r]))
+    };
+    let o = expect(&run_id);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = expect("0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::UNEXPECTED_RUN as i32),
+        "{}",
+        text(&o)
+    );
+    // without the Crypt4GH key, nothing can be checked
+    let o = run(Command::new(bin("hpcs-pack"))
+        .args(["results", "verify"])
+        .arg(&j.results)
+        .arg("--archive")
+        .arg(&j.archive)
+        .arg("-i")
+        .arg(&j.identity));
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::BAD_IDENTITY as i32),
+        "{}",
+        text(&o)
+    );
+    let dest = j.dir.path().join("dec");
+    let o = j.results_cmd("decrypt", &[&dest]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(dest.join("sub/big.bin")).unwrap(),
+        std::fs::read(&j.big).unwrap()
+    );
+    assert_eq!(std::fs::read(dest.join("final.txt")).unwrap(), b"tmp\n");
+    assert!(!dest.join("gone").exists());
+    // --as-c4gh: checked copies of the Crypt4GH files, ready for upload
+    let up = j.dir.path().join("upload");
+    let o = run(Command::new(bin("hpcs-pack"))
+        .args(["results", "decrypt"])
+        .arg(&j.results)
+        .args(["--archive"])
+        .arg(&j.archive)
+        .arg("-i")
+        .arg(&j.identity)
+        .arg("--sk")
+        .arg(&sk)
+        .arg("-o")
+        .arg(&up)
+        .arg("--as-c4gh"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let copy = std::fs::read(up.join("sub/big.bin.c4gh")).unwrap();
+    let got = crate::crypt4gh::reference_decrypt(j.dir.path(), &copy, &sk, None, &[]);
+    assert_eq!(got, std::fs::read(&j.big).unwrap());
+    assert!(!up.join("sub/big.bin").exists());
+
+    // tampering: the big object's segments swapped (Crypt4GH accepts it),
+    // an object replaced by a forgery to the same public key, a receipt
+    // removed, an object removed
+    let big = objects
+        .iter()
+        .map(|n| j.results.join(n))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let orig = std::fs::read(&big).unwrap();
+    let key = hpcs::crypt4gh::SecretKey::read_file(&sk, None).unwrap();
+    let h = hpcs::crypt4gh::Header::parse(&orig, &key)
+        .unwrap()
+        .byte_len() as usize;
+    let c = hpcs::crypt4gh::CIPHER_SEGMENT_SIZE;
+    let swapped = [
+        &orig[..h],
+        &orig[h + c..h + 2 * c],
+        &orig[h..h + c],
+        &orig[h + 2 * c..],
+    ]
+    .concat();
+    std::fs::write(&big, &swapped).unwrap();
+    let (code, out) = j.verify();
+    assert_eq!(code, hpcs::exit::RESULTS_TAMPERED as i32, "{out}");
+    let forged =
+        crate::crypt4gh::reference_encrypt(j.dir.path(), b"forged", &[&j.c4gh.as_ref().unwrap().1]);
+    std::fs::write(&big, &forged).unwrap();
+    let (code, out) = j.verify();
+    assert_eq!(code, hpcs::exit::RESULTS_TAMPERED as i32, "{out}");
+    std::fs::write(&big, &orig).unwrap();
+    assert_eq!(j.verify().0, 0);
+    let receipt = big.with_extension("hpcs-receipt");
+    let r = std::fs::read(&receipt).unwrap();
+    std::fs::remove_file(&receipt).unwrap();
+    let (code, out) = j.verify();
+    assert_eq!(code, hpcs::exit::RESULTS_TAMPERED as i32, "{out}");
+    assert!(out.contains("receipt is missing"), "{out}");
+    std::fs::write(&receipt, r).unwrap();
+    std::fs::remove_file(&big).unwrap();
+    let (code, out) = j.verify_with(&["--log-names"]);
+    assert_eq!(code, hpcs::exit::RESULTS_INCOMPLETE as i32, "{out}");
+    assert!(
+        out.contains("MISSING") && out.contains("(\"sub/big.bin\")"),
+        "{out}"
+    );
 }

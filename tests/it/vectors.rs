@@ -2,13 +2,18 @@
 //! `<area>_<case>.hpcs`, with `<area>_<case>.expect` stating the outcome.
 //!
 //! `.expect` format, one `key: value` per line:
-//! - `expect: success | not an archive | unsupported | wrong key | header failure | length failure | payload failure`
+//! - `expect: success | not an archive | unsupported | wrong key | header failure | length failure | payload failure | external changed`
 //! - `identity: <file in tests/vectors/>`
 //! - for success, one `file: <path> <size> <sha256>` per regular file, and
 //!   `link: <path> <target>` / `dir: <path>` for the other entries;
 //! - for payload failure, `released: <path> <sha256 of the bytes released
 //!   before the failure>`: reading the file chunk by chunk must release
 //!   exactly those bytes (all from authentic chunks) and then fail.
+//! - `first-release: unsupported` for an archive the first release of
+//!   format v1 (which knew no feature bit) must refuse with exit code 11.
+//!
+//! A reference archive (FORMAT.md "External Crypt4GH files") names `.c4gh`
+//! files next to it, in `tests/vectors/<area>_<case>.files/`.
 //!
 //! The vectors are generated once (`cargo test --test it -- --ignored
 //! generate_vectors`, which refuses to overwrite) and committed; archives of
@@ -35,6 +40,7 @@ enum Outcome {
     Header,
     Length,
     Payload,
+    ExternalChanged,
 }
 
 fn parse_outcome(s: &str) -> Outcome {
@@ -46,6 +52,7 @@ fn parse_outcome(s: &str) -> Outcome {
         "header failure" => Outcome::Header,
         "length failure" => Outcome::Length,
         "payload failure" => Outcome::Payload,
+        "external changed" => Outcome::ExternalChanged,
         other => panic!("unknown expectation {other:?}"),
     }
 }
@@ -64,8 +71,19 @@ fn classify(e: &Error) -> Outcome {
     }
 }
 
+fn classify_ref(e: &hpcs::reference::RefError) -> Outcome {
+    use hpcs::reference::RefError as R;
+    match e {
+        R::Format(e) => classify(e),
+        R::Missing { .. } | R::Changed { .. } => Outcome::ExternalChanged,
+        R::SegmentAuth { .. } | R::Invalid(_) => Outcome::Payload,
+        other => panic!("unexpected error class: {other}"),
+    }
+}
+
 struct Expect {
     outcome: Outcome,
+    first_release_refuses: bool,
     identity: String,
     entries: BTreeMap<String, String>,
     released: BTreeMap<String, String>,
@@ -75,6 +93,7 @@ fn read_expect(path: &Path) -> Expect {
     let text = std::fs::read_to_string(path).unwrap();
     let mut e = Expect {
         outcome: Outcome::Success,
+        first_release_refuses: false,
         identity: String::new(),
         entries: BTreeMap::new(),
         released: BTreeMap::new(),
@@ -93,6 +112,7 @@ fn read_expect(path: &Path) -> Expect {
                 saw = true;
             }
             "identity" => e.identity = v.to_string(),
+            "first-release" if v == "unsupported" => e.first_release_refuses = true,
             "file" | "link" | "dir" => {
                 let (p, rest) = v.split_once(' ').unwrap_or((v, ""));
                 e.entries
@@ -137,6 +157,10 @@ fn evaluate(
         Ok(a) => a,
         Err(e) => return (Err(classify(&e)), released),
     };
+    let externals = match hpcs::reference::ExternalFiles::open(&a, archive, true) {
+        Ok(x) => x,
+        Err(e) => return (Err(classify_ref(&e)), released),
+    };
     let t = a.tree();
     let cs = a.header().chunk_size as usize;
     let mut entries = BTreeMap::new();
@@ -168,11 +192,23 @@ fn evaluate(
                 }
                 format!("file {} {}", size, sha256_hex(&got))
             }
+            Kind::External { ext, size } => {
+                let f = externals.get(ext).unwrap();
+                let mut got = vec![0u8; size as usize];
+                match f.read_at(&a, 0, &mut got) {
+                    Ok(n) => assert_eq!(n as u64, size),
+                    Err(e) => return (Err(classify_ref(&e)), released),
+                }
+                format!("file {} {}", size, sha256_hex(&got))
+            }
         };
         entries.insert(path, desc);
     }
     if let Err(e) = a.verify(&mut |_| {}) {
         return (Err(classify(&e)), released);
+    }
+    if let Err(e) = externals.verify(&a, &mut |_| {}) {
+        return (Err(classify_ref(&e)), released);
     }
     (Ok(entries), released)
 }
@@ -198,6 +234,21 @@ fn vectors_have_their_expected_outcome() {
             "{name}: vectors are named <area>_<case>"
         );
         let exp = read_expect(&case.with_extension("expect"));
+        if exp.first_release_refuses {
+            // What the first v1 release does with the header: check the
+            // features against those it knew, and exit 11.
+            let h = SealedArchive::open(FileSource::open(&case).unwrap()).unwrap();
+            let e = hpcs::crypto::header::check_features(
+                h.header().features,
+                hpcs::crypto::header::V1_FIRST_RELEASE_FEATURES,
+            )
+            .unwrap_err();
+            assert_eq!(
+                hpcs::exit::for_format(&e),
+                hpcs::exit::UNSUPPORTED,
+                "{name}"
+            );
+        }
         let (result, released) = evaluate(&case, &dir.join(&exp.identity));
         match (exp.outcome, result) {
             (Outcome::Success, Ok(entries)) => assert_eq!(entries, exp.entries, "{name}"),
@@ -246,6 +297,7 @@ fn describe(archive_bytes: &[u8], dir: &Path, identity: &Path) -> String {
                 Outcome::Header => "header failure",
                 Outcome::Length => "length failure",
                 Outcome::Payload => "payload failure",
+                Outcome::ExternalChanged => "external changed",
                 Outcome::Success => unreachable!(),
             };
             s.push_str(&format!("expect: {word}\n"));
@@ -454,5 +506,138 @@ fn generate_vectors() {
         "payload_flipped-tag-2",
         b,
         "last tag byte of data chunk 2 flipped",
+    );
+}
+
+/// Reference archives (FORMAT.md "External Crypt4GH files"): a golden one
+/// over `.c4gh` files made by the codec (its Crypt4GH key, public on
+/// purpose, is `c4gh-identity.sec`), one with an unknown feature bit, and
+/// two whose `.c4gh` files were tampered with after packing.
+#[test]
+#[ignore = "generates the reference-archive vectors once; run by hand with --ignored"]
+fn generate_reference_vectors() {
+    use hpcs::crypt4gh::{EditList, SecretKey, WriterOptions};
+    let dir = vectors_dir();
+    let id_path = dir.join("identity.txt");
+    let recipient = std::fs::read_to_string(&id_path)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    let sk_path = dir.join("c4gh-identity.sec");
+    assert!(!sk_path.exists(), "vectors are never regenerated");
+    let sk = SecretKey::generate().unwrap();
+    let text = sk
+        .to_file_text(None, Some("TEST VECTOR KEY, PUBLIC ON PURPOSE"))
+        .unwrap();
+    std::fs::write(&sk_path, text.as_bytes()).unwrap();
+    let c4gh = |plain: &[u8], edit_list: Option<EditList>| {
+        let options = WriterOptions {
+            sender: None,
+            edit_list,
+        };
+        hpcs::crypt4gh::encrypt(plain, &[sk.public_key()], options).unwrap()
+    };
+    let seg = hpcs::crypt4gh::SEGMENT_SIZE;
+    let pack = |case: &str, note: &str, tamper: &dyn Fn(&std::path::Path)| {
+        let files = dir.join(format!("{case}.files"));
+        std::fs::create_dir(&files).unwrap();
+        std::fs::create_dir(files.join("sub")).unwrap();
+        std::fs::write(files.join("hello.txt.c4gh"), c4gh(b"hello, world\n", None)).unwrap();
+        std::fs::write(
+            files.join("sub/two.bin.c4gh"),
+            c4gh(&noise(7, 2 * seg + 3), None),
+        )
+        .unwrap();
+        let e = EditList::new(vec![10, seg as u64, 5, 20]).unwrap();
+        std::fs::write(
+            files.join("sub/cut.bin.c4gh"),
+            c4gh(&noise(8, 2 * seg), Some(e)),
+        )
+        .unwrap();
+        std::fs::write(files.join("empty.c4gh"), c4gh(b"", None)).unwrap();
+        let out = dir.join(format!("{case}.hpcs"));
+        let scan = hpcs::reference::scan(
+            std::slice::from_ref(&files),
+            &out,
+            &sk,
+            hpcs::reference::Placement::Relative,
+        )
+        .unwrap();
+        let key = hpcs::crypto::DataKey::generate().unwrap();
+        let r = hpcs::keys::parse_recipient(&recipient).unwrap();
+        let stanza = hpcs::keys::wrap_recipients(&key, std::slice::from_ref(&r)).unwrap();
+        let id = hpcs::crypto::writer::new_archive_id().unwrap();
+        hpcs::reference::write(
+            &scan,
+            &out,
+            false,
+            &hpcs::crypto::WriteOptions::default(),
+            &key,
+            id,
+            vec![stanza],
+            &mut |_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        tamper(&files);
+        let bytes = std::fs::read(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        let exp = format!(
+            "# {note}\nidentity: identity.txt\nfirst-release: unsupported\n{}",
+            describe(&bytes, &dir, &id_path)
+        );
+        write_case(&dir, case, &bytes, &exp);
+        bytes
+    };
+    let golden = pack(
+        "reference_c4gh",
+        "v1 golden reference archive (feature bit 1): four .c4gh files in reference_c4gh.files/, one with an edit list, one empty",
+        &|_| {},
+    );
+    let mut b = golden.clone();
+    b[15] |= 0x80;
+    let exp = format!(
+        "# the golden reference archive with required feature bit 31 also set\nidentity: identity.txt\n{}",
+        describe(&b, &dir, &id_path)
+    );
+    write_case(&dir, "reference_unknown-feature", &b, &exp);
+    let me = sk.clone();
+    pack(
+        "reference_swapped-segments",
+        "segments 0 and 1 of sub/two.bin.c4gh swapped after packing (Crypt4GH alone accepts it)",
+        &move |files| {
+            let p = files.join("sub/two.bin.c4gh");
+            let f = std::fs::read(&p).unwrap();
+            let h = hpcs::crypt4gh::Header::parse(&f, &me).unwrap().byte_len() as usize;
+            let c = hpcs::crypt4gh::CIPHER_SEGMENT_SIZE;
+            let swapped = [&f[..h], &f[h + c..h + 2 * c], &f[h..h + c], &f[h + 2 * c..]].concat();
+            std::fs::write(&p, swapped).unwrap();
+        },
+    );
+    let me = sk.clone();
+    pack(
+        "reference_injected-packet",
+        "a data-key packet sealed to the reader's public key added to hello.txt.c4gh after packing",
+        &move |files| {
+            let p = files.join("hello.txt.c4gh");
+            let f = std::fs::read(&p).unwrap();
+            let k = hpcs::crypt4gh::DataKey::generate().unwrap();
+            let extra = hpcs::crypt4gh::header::build(
+                &[k],
+                None,
+                &[me.public_key()],
+                &SecretKey::generate().unwrap(),
+            )
+            .unwrap();
+            let mut out = f[..16].to_vec();
+            let n = u32::from_le_bytes(out[12..16].try_into().unwrap()) + 1;
+            out[12..16].copy_from_slice(&n.to_le_bytes());
+            let h = hpcs::crypt4gh::Header::parse(&f, &me).unwrap().byte_len() as usize;
+            out.extend_from_slice(&f[16..h]);
+            out.extend_from_slice(&extra[16..]);
+            out.extend_from_slice(&f[h..]);
+            std::fs::write(&p, out).unwrap();
+        },
     );
 }

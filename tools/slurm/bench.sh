@@ -189,7 +189,7 @@ for who in hpcs-u1 root; do
         [[ $got == "COMPLETED 0" ]] || { show_out "$id"; fail "job $id ended $got"; }
         gbs+=("$(awk '/copied/ { v = $(NF - 1); u = $NF; if (u ~ /^MB/) v /= 1000; print v }' "$WORK/job-$id.out")")
     done
-    SEQ[$who]="$(printf '%s\n' "${gbs[@]}" | stats 2) GB/s; job's ulimit -l $(sed -n 's/^memlock //p' "$WORK/job-$id.out") KiB; $(grep -o 'cache-size reduced from [^ ]* [^ ]* to [^ ]* [^ ]*' "$WORK/job-$id.out" | head -n1 || true)"
+    SEQ[$who]="$(printf '%s\n' "${gbs[@]}" | stats 2) GB/s; job's ulimit -l $(sed -n 's/^memlock //p' "$WORK/job-$id.out") KiB; $(grep -o 'cache [0-9]* KiB (asked [0-9]* KiB)' "$WORK/job-$id.out" | head -n1 || true)"
     echo "  $who: ${SEQ[$who]}"
 done
 

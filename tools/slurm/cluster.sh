@@ -160,8 +160,9 @@ SchedulerType=sched/backfill
 ReturnToService=2
 # Jobs stay visible to scontrol for 10 minutes after they end.
 MinJobAge=600
-# scancel: SIGTERM, then SIGKILL after KillWait seconds.
-KillWait=10
+# scancel: SIGTERM, then SIGKILL after KillWait seconds (Slurm's default 30:
+# with 10, a job's cleanup on four busy nodes was once SIGKILLed half-way).
+KillWait=30
 SlurmctldPort=6817
 SlurmdPort=6818
 StateSaveLocation=$D/state

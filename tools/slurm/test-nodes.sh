@@ -171,17 +171,23 @@ for i in 0 1 2 3; do
 done
 check "four nodes wrote encrypted results (four manifests)" \
     test "$(find "$WORK/results-u1/$id" -name 'manifest-*.age' | wc -l)" = 4
+# The run ids hpcs-job fixed, one per node (SLURM_NODEID order), as the job's
+# last log line lists them.
+mapfile -t RUN_IDS < <(grep -o -- '--expect-run [0-9a-f]*' "$WORK/job-$id.out" | cut -d' ' -f2)
+check "hpcs-job fixed four results runs in advance" test "${#RUN_IDS[@]}" = 4
+EXPECT=()
+for r in "${RUN_IDS[@]}"; do EXPECT+=(--expect-run "$r"); done
 if "$PACK" results decrypt -q "$WORK/results-u1/$id" -o "$SECURE/results-$id" \
-    --archive "$SHARED/shards.hpcs" -i "$SECURE/key.txt"; then
-    ok "all four nodes' results verify and decrypt on the secure side"
+    --archive "$SHARED/shards.hpcs" -i "$SECURE/key.txt" "${EXPECT[@]}"; then
+    ok "all four nodes' results verify and decrypt on the secure side, exactly the expected runs"
     for i in 0 1 2 3; do
         got=$(cd "$SECURE/results-$id" && find . -name "shard-$i.txt")
-        check "node$((i + 1))'s results hold exactly its shard $i, intact" \
-            test "${got%%-*}" = "./node$((i + 1))" -a "$(find "$SECURE/results-$id/${got%/*}" -type f | wc -l)" = 1
+        check "node$((i + 1))'s results (run ${RUN_IDS[i]:-?}) hold exactly its shard $i, intact" \
+            test "${got%/*}" = "./run-${RUN_IDS[i]:-none}" -a "$(find "$SECURE/results-$id/${got%/*}" -type f | wc -l)" = 1
         [[ -z $got ]] || check "  (shard $i decrypted equals the original)" cmp -s "$SECURE/shards/shard-$i.txt" "$SECURE/results-$id/$got"
     done
 else
-    bad "all four nodes' results verify and decrypt on the secure side"
+    bad "all four nodes' results verify and decrypt on the secure side, exactly the expected runs"
 fi
 check "nothing left on any node" nothing_left
 

@@ -136,6 +136,29 @@ check "the secret script ran from the mount" out_has "$id" "secret job: ran-42"
 check "the packed input check ran from the mount" out_has "$id" "secret check: ok-42"
 check "the secret script read the data" out_has "$id" "secret job: $WANT_HASH"
 
+say "pinned job: someone replaces the secret script archive after submission (issue 11)"
+# The job script pins job.hpcs as it is now; then someone who can write the
+# shared directory packs their own run.sh to the same (public) recipient and
+# moves it over the archive before the job starts.
+cp "$SHARED/job.hpcs" "$SHARED/pinned-job.hpcs"
+"$RUN" "$JOB" -i "$SHARED/key.txt" --hpcs-mount "$MOUNT" --workdir "$WORK" --mount-root "$W/mnt/%j" \
+    --sbatch-flag="--output=$WORK/job-%j.out" --data "$SHARED/data.hpcs" \
+    --secret-script "$SHARED/pinned-job.hpcs" -o "$SHARED/pinned-stub.sh" 2>"$WORK/pinned-gen.err" ||
+    bad "hpcs-job --secret-script (pinned) failed"
+check "hpcs-job printed the pin it took" grep -q "pinned $SHARED/pinned-job.hpcs to hpcspin1-" "$WORK/pinned-gen.err"
+mkdir -p "$W/evil"
+printf '#!/bin/sh\ntouch %s/EVIL-RAN\n' "$WORK" >"$W/evil/run.sh"
+chmod 0755 "$W/evil/run.sh"
+"$PACK" pack -q "$W/evil" -o "$SHARED/evil.hpcs" -r "$RECIPIENT" || bad "packing the substitute failed"
+mv "$SHARED/evil.hpcs" "$SHARED/pinned-job.hpcs"
+id=$(HPCS_TEST_JOBTAG=$W "$RUN" sbatch --parsable "$SHARED/pinned-stub.sh")
+expect_end "$id" FAILED 201 "pinned job with a substituted secret script"
+check "the job says the archive is not the pinned one" out_has "$id" "not the one this job was pinned to"
+check "hpcs-mount said why (exit 18)" out_has "$id" "this is not the expected archive"
+check "the substitute never ran" test ! -e "$WORK/EVIL-RAN"
+check "no mount left" no_mounts
+check "no process of the job left" no_job_procs
+
 say "containers"
 id=$(submit --data "$SHARED/data.hpcs" --container "$SHARED/tools.hpcs" \
     --app '{root}/container/busybox' --app-arg sha256sum --app-arg '{root}/data/canary.txt')

@@ -22,6 +22,9 @@
 #   4. 1-3 again through the multi-node path (--srun: one srun mount step);
 #   5. a secret job script: the submitted stub contains no line of it and the
 #      job runs it (and an input check packed with it) from the mount;
+#   5a. a pinned job whose secret script archive is replaced after submission
+#      by one packed by someone else to the same recipient ends with 201
+#      (hpcs-mount 18) and never runs the substitute;
 #   5b. hpcs-mount SIGKILLed mid-job (the job stops the application, detaches
 #      the dead mount and ends with 205), and batch shell + mount wrapper +
 #      hpcs-mount SIGKILLed (the sample epilog cleans up);

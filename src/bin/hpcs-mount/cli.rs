@@ -113,6 +113,20 @@ pub struct Cli {
     )]
     pub output_recipients_files: Vec<PathBuf>,
 
+    /// Encrypt the results with Crypt4GH to this public key file instead of
+    /// age (repeatable; as crypt4gh-keygen writes it).
+    ///
+    /// Each result is then a plain Crypt4GH file of exactly the bytes the job
+    /// wrote (ready for EGA or SD Connect), with an encrypted receipt that
+    /// ties it to the job (RESULTS.md). On the secure device: `hpcs-pack
+    /// results decrypt DIR -o DEST --archive ARCHIVE -i IDENTITY --sk KEY`.
+    #[arg(
+        long = "output-c4gh-recipient",
+        value_name = "PUBKEY",
+        requires = "output",
+        conflicts_with_all = ["output_recipients", "output_recipients_files"]
+    )]
+    pub output_c4gh_recipients: Vec<PathBuf>,
     /// Add an encrypted, read-write scratch directory NAME next to the
     /// archives, stored in DIR; SIZE (K, M, G, T) limits the data it holds.
     ///
@@ -136,10 +150,22 @@ pub struct Cli {
     ///
     /// Held in locked memory (never swapped) and excluded from core dumps;
     /// evicted chunks are wiped. Accepts K, M, G suffixes. If the memlock
-    /// limit (ulimit -l) is smaller, the cache is reduced to fit, with a
-    /// warning.
+    /// limit (ulimit -l) is smaller, the cache, read-ahead and --threads are
+    /// reduced to fit, with one warning (docs/mount.md "Memory").
     #[arg(long, value_name = "SIZE", default_value = "256M")]
     pub cache_size: String,
+
+    /// Mount even if decrypted data cannot be locked in RAM (RISK: plaintext
+    /// may be written to swap).
+    ///
+    /// By default hpcs-mount refuses to mount (exit 54) when the
+    /// locked-memory limit (ulimit -l) is too small for even a 1 MiB cache,
+    /// or the kernel refuses to lock it; a read that cannot get a locked
+    /// buffer later fails with EIO. With this flag it warns and serves from
+    /// unlocked memory that the kernel may swap out: use it only where swap
+    /// is off or encrypted.
+    #[arg(long)]
+    pub allow_unlocked_memory: bool,
 
     /// Read-ahead per sequentially read file (0 turns it off).
     ///
@@ -235,10 +261,16 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
 
-    /// More log lines (-v info, -vv debug). Log lines name files and chunk
-    /// numbers, never file contents or keys.
+    /// More log lines (-v info, -vv debug). Log lines name the archive, the
+    /// entry number and the chunk, never names, sizes, contents or keys
+    /// (see --log-names).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Show names, paths and sizes from the archives and results in log
+    /// lines.
+    #[arg(long, long_help = hpcs::log::NAMES_HELP)]
+    pub log_names: bool,
 
     /// Unmount an hpcs mount (the daemon serving it then exits 0).
     #[arg(long, value_name = "MOUNTPOINT", exclusive = true)]
@@ -280,5 +312,6 @@ Before mounting: 2 bad command line, 3 archive unreadable, 8 identity unusable,
 46 not the current version (rollback), 47 no SPIFFE Workload API or identity,
 48 bad Vault/SPIFFE configuration. 7 bad --output-recipient, 39 results
 directory (--output) unusable or its manifest not written, 50 scratch
-directory (--scratch) unusable.
+directory (--scratch) unusable. Crypt4GH: 63 a .c4gh file of a reference
+archive missing or changed.
 Full list: README (EXIT CODES).";

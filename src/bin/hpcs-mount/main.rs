@@ -23,9 +23,14 @@ use hpcs::fs::bench::ShapedSource;
 use hpcs::fs::MountedArchive;
 use hpcs::keys::{self, Identities};
 use hpcs::mount;
+use hpcs::reference::ExternalFiles;
 
 use cli::Cli;
 use settings::{Settings, Sources};
+
+/// Every heap block is wiped when freed (docs/mount.md, "Memory").
+#[global_allocator]
+static ALLOC: hpcs::secmem::WipingAlloc = hpcs::secmem::WipingAlloc(std::alloc::System);
 
 fn main() -> ExitCode {
     let cli: Cli = match exit::parse_args() {
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     hpcs::log::init("hpcs-mount", cli.verbose);
+    hpcs::log::set_names(cli.log_names);
     exit::finish(run(cli))
 }
 
@@ -140,10 +146,15 @@ fn open_archives(s: &Sources) -> Result<Vec<MountedArchive<Src>>, Fail> {
             e => Fail::new(exit::for_format(&e), format!("{label}: {e}")),
         })?;
         drop(key); // wiped; the archive keeps only derived keys
+                   // A reference archive's .c4gh files, checked before anything is
+                   // mounted; their paths are named only with -v.
+        let externals = ExternalFiles::open(&archive, path, hpcs::log::enabled(hpcs::log::INFO))
+            .map_err(|e| Fail::new(exit::for_reference(&e), format!("{label}: {e}")))?;
         out.push(MountedArchive {
             name: name.clone(),
             label,
             archive,
+            externals,
         });
     }
     Ok(out)

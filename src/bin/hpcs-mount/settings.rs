@@ -9,11 +9,13 @@ use std::path::PathBuf;
 #[cfg(feature = "bench-ceilings")]
 use std::time::Duration;
 
+use hpcs::crypt4gh::PublicKey;
 use hpcs::crypto::Pin;
 use hpcs::exit::{self, Fail};
 use hpcs::fs::MountConfig;
 use hpcs::keys;
 use hpcs::mount::{Launch, OutputDir, Plan, ScratchDir};
+use hpcs::results::Recipients;
 
 use crate::cli::Cli;
 use crate::vault_key;
@@ -126,6 +128,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             o,
             &cli.output_recipients,
             &cli.output_recipients_files,
+            &cli.output_c4gh_recipients,
             &archives,
             cli.output_run.as_deref(),
         )?),
@@ -156,6 +159,9 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
                 "--ready-fd {fd} is not an open file descriptor"
             )));
         }
+    }
+    if let Some(p) = &cli.pidfile {
+        check_pidfile(p)?;
     }
     let watch = if !cli.cmd.is_empty() || cli.no_watch {
         None
@@ -226,6 +232,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             pidfile: cli.pidfile,
             output,
             scratch,
+            allow_unlocked_memory: cli.allow_unlocked_memory,
         },
     })
 }
@@ -265,6 +272,29 @@ fn per_archive<T>(
         }
     }
     Ok(out)
+}
+
+/// Refuses a `--pidfile` that is a symlink (even a dangling one), not a
+/// regular file, or another user's file (exit 4), before anything is
+/// mounted; [`hpcs::place::write_private_file`] refuses them again when it
+/// writes (it never follows a symlink planted in between).
+fn check_pidfile(p: &std::path::Path) -> Result<(), Fail> {
+    use std::os::unix::fs::MetadataExt;
+    let why = match std::fs::symlink_metadata(p) {
+        Err(_) => return Ok(()),
+        Ok(md) if md.file_type().is_symlink() => "is a symlink (never followed)",
+        Ok(md) if !md.is_file() => "exists and is not a regular file",
+        // SAFETY: geteuid has no preconditions.
+        Ok(md) if md.uid() != unsafe { libc::geteuid() } => "belongs to another user",
+        Ok(_) => return Ok(()),
+    };
+    Err(Fail::new(
+        exit::OUTPUT_EXISTS,
+        format!(
+            "--pidfile {} {why}; remove it or choose another name",
+            p.display()
+        ),
+    ))
 }
 
 /// A name that can be one directory entry under the mount root.
@@ -349,6 +379,7 @@ fn output_settings(
     o: &str,
     recipient_args: &[String],
     recipient_files: &[PathBuf],
+    c4gh_files: &[PathBuf],
     archives: &[(String, PathBuf)],
     run: Option<&str>,
 ) -> Result<OutputDir, Fail> {
@@ -368,16 +399,31 @@ fn output_settings(
             "--output: the name {name:?} is already an --archive name"
         )));
     }
-    let mut recipients = Vec::new();
-    for r in recipient_args {
-        recipients.push(keys::parse_recipient(r)?);
-    }
-    for f in recipient_files {
-        recipients.extend(keys::read_recipients_file(f)?);
-    }
+    let recipients = if c4gh_files.is_empty() {
+        let mut recipients = Vec::new();
+        for r in recipient_args {
+            recipients.push(keys::parse_recipient(r)?);
+        }
+        for f in recipient_files {
+            recipients.extend(keys::read_recipients_file(f)?);
+        }
+        Recipients::Age(recipients)
+    } else {
+        let mut keys = Vec::new();
+        for f in c4gh_files {
+            let k = PublicKey::read_file(f).map_err(|e| {
+                Fail::new(
+                    exit::BAD_RECIPIENT,
+                    format!("--output-c4gh-recipient {}: {e}", f.display()),
+                )
+            })?;
+            keys.push(k);
+        }
+        Recipients::Crypt4gh(keys)
+    };
     if recipients.is_empty() {
         return Err(usage(
-            "--output needs --output-recipient RECIPIENT or --output-recipients-file FILE: the results are encrypted to you".into(),
+            "--output needs --output-recipient RECIPIENT, --output-recipients-file FILE or --output-c4gh-recipient PUBKEY: the results are encrypted to you".into(),
         ));
     }
     let dir = PathBuf::from(dir);
@@ -408,13 +454,19 @@ fn output_settings(
                     "--output-run {r:?}: give a run id of 32 hex digits (e.g. from hpcs-job)"
                 ))
             })?;
-            let manifest = dir.join(format!(
-                "{}{}{}",
-                hpcs::results::MANIFEST_PREFIX,
-                hpcs::util::hex(&id),
-                hpcs::results::OBJECT_SUFFIX
-            ));
-            if std::fs::symlink_metadata(&manifest).is_ok() {
+            // A manifest of either kind (age or Crypt4GH) means the run exists.
+            let taken = [hpcs::results::Kind::Age, hpcs::results::Kind::Crypt4gh]
+                .into_iter()
+                .any(|k| {
+                    let manifest = dir.join(format!(
+                        "{}{}{}",
+                        hpcs::results::MANIFEST_PREFIX,
+                        hpcs::util::hex(&id),
+                        k.manifest_suffix()
+                    ));
+                    std::fs::symlink_metadata(&manifest).is_ok()
+                });
+            if taken {
                 return Err(unusable(format!(
                     "run {} already has a manifest there (a run id is used once: rerun hpcs-job for a new one)",
                     hpcs::util::hex(&id)
@@ -612,7 +664,7 @@ mod tests {
         let s = check_args(&args).unwrap();
         let o = s.plan.output.expect("output");
         assert_eq!((o.name.as_str(), o.dir.as_path()), ("out", d.path()));
-        assert_eq!(o.recipients.len(), 1);
+        assert!(matches!(&o.recipients, Recipients::Age(r) if r.len() == 1));
         assert_eq!(o.run, None);
         let run = "0123456789abcdef0123456789abcdef";
         let mut with_run = args.clone();
@@ -622,11 +674,15 @@ mod tests {
         let mut bad_run = args.clone();
         bad_run.extend(["--output-run", "xyz"]);
         assert!(usage(&bad_run).contains("32 hex digits"));
-        std::fs::write(d.path().join(format!("manifest-{run}.age")), b"x").unwrap();
-        assert_eq!(
-            check_args(&with_run).err().unwrap().code,
-            exit::RESULTS_WRITE
-        );
+        // a manifest of either kind means the run id was used
+        for m in ["hpcs-manifest", "age"] {
+            std::fs::write(d.path().join(format!("manifest-{run}.{m}")), b"x").unwrap();
+            assert_eq!(
+                check_args(&with_run).err().unwrap().code,
+                exit::RESULTS_WRITE,
+                "{m}"
+            );
+        }
 
         let missing = format!("out={}", d.path().join("none").display());
         let args = [

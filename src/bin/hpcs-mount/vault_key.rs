@@ -34,7 +34,9 @@ pub struct VaultMountArgs {
     /// Refuse (exit 18, before any call to Vault) unless the archive names
     /// this dataset: `--vault-dataset OWNER/NAME` for the one ARCHIVE,
     /// `--vault-dataset NAME=OWNER/NAME` per --archive NAME (repeatable).
-    /// Implies --vault for that archive. hpcs-job always passes it with --vault.
+    /// OWNER is the data owner's Vault entity id, as `hpcs-pack inspect`
+    /// shows the dataset. Implies --vault for that archive. hpcs-job always
+    /// passes it with --vault.
     #[arg(long, value_name = "[NAME=]OWNER/NAME")]
     pub vault_dataset: Vec<String>,
 

@@ -61,11 +61,11 @@ impl Output {
                             .ok()
                             .and_then(|g| g.as_ref().map(|o| o.partial_name()))
                             .unwrap_or_default();
-                        incomplete.push(String::from_utf8_lossy(&path).into_owned());
+                        incomplete.push(format!("{object}{}", crate::log::Also(&path)));
                         body.open.push(ManifestOpen { object, path });
                     }
                     Kind::File(FileState::Failed { partial }) => {
-                        incomplete.push(String::from_utf8_lossy(&path).into_owned());
+                        incomplete.push(format!("{partial}{}", crate::log::Also(&path)));
                         body.open.push(ManifestOpen {
                             object: partial.clone(),
                             path,

@@ -88,9 +88,9 @@ impl Output {
                 crate::log::log(
                     1,
                     format_args!(
-                        "output {}: {} is finished; results are write-once (write a new file)",
+                        "output {}: inode {ino}{} is finished; results are write-once (write a new file)",
                         self.name,
-                        String::from_utf8_lossy(&path)
+                        crate::log::Also(&path)
                     ),
                 );
                 Err(FsError::NotPermitted)
@@ -122,9 +122,11 @@ impl Output {
             crate::log::log(
                 0,
                 format_args!(
-                    "output {}: write at offset {offset} of a file holding {} bytes: output files are written sequentially only (ESPIPE)",
+                    "output {}: object {}: write at offset {} of a file holding {}: output files are written sequentially only (ESPIPE)",
                     self.name,
-                    obj.len()
+                    obj.partial_name(),
+                    crate::log::Size(offset),
+                    crate::log::Size(obj.len())
                 ),
             );
             return Err(FsError::NotSequential);
@@ -164,8 +166,9 @@ impl Output {
                 crate::log::log(
                     1,
                     format_args!(
-                        "output {}: truncating to {s} bytes refused: output files only grow",
-                        self.name
+                        "output {}: truncating to {} refused: output files only grow",
+                        self.name,
+                        crate::log::Size(s)
                     ),
                 );
                 return Err(FsError::NotPermitted);
@@ -221,9 +224,9 @@ impl Output {
                         crate::log::log(
                             0,
                             format_args!(
-                                "output {}: finishing {} ({partial}) failed: {e}; it is incomplete",
+                                "output {}: finishing object {partial}{} failed: {e}; it is incomplete",
                                 self.name,
-                                String::from_utf8_lossy(path)
+                                crate::log::Also(path)
                             ),
                         );
                         Some(FileState::Failed { partial })

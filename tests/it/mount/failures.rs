@@ -47,6 +47,47 @@ fn writes_get_erofs() {
     m.finish();
 }
 
+/// A distinctive name, size and directory for the tampered file: none of them
+/// may appear in the log unless --log-names is given.
+const CANARY_DIR: &str = "CANARY_patients_dir";
+const CANARY_FILE: &str = "CANARY_JOHN_DOE_2026.bam";
+const CANARY_SIZE: usize = 40 * 4096 + 123;
+
+/// A sample whose data chunk holding byte 10 * 4096 + 5 of the canary file
+/// is flipped; returns it with the chunk and the canary's entry number.
+fn tampered_canary() -> (Sample, u64, u32) {
+    let s = Sample::new(4096, |p| {
+        std::fs::create_dir(p.join(CANARY_DIR)).unwrap();
+        std::fs::write(p.join(CANARY_DIR).join(CANARY_FILE), noise(1, CANARY_SIZE)).unwrap();
+        std::fs::write(p.join("other"), noise(2, 20 * 4096)).unwrap();
+    });
+    let rel = format!("{CANARY_DIR}/{CANARY_FILE}");
+    let k = s.chunk_of(&rel, 10 * 4096 + 5);
+    let entry = open_lib(&s.archive, &s.key)
+        .unwrap()
+        .tree()
+        .resolve(&rel)
+        .unwrap();
+    flip_byte(&s.archive, s.chunk_file_offset(k) + 100);
+    (s, k, entry)
+}
+
+fn flip_byte(path: &std::path::Path, off: u64) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, off).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], off).unwrap();
+}
+
+/// True if `text` holds no canary name, path or size.
+fn no_canary(text: &str) -> bool {
+    !text.contains("CANARY") && !text.contains(&CANARY_SIZE.to_string())
+}
+
 #[test]
 fn tampered_chunk_gives_eio_and_other_files_still_read() {
     need_fuse!();
@@ -58,16 +99,7 @@ fn tampered_chunk_gives_eio_and_other_files_still_read() {
     let m = s.mount(&["--direct-io", "--readahead", "0"]);
     // Flip one byte in data chunk 10 of "victim", under the live mount.
     let k = s.chunk_of("victim", 10 * chunk + 5);
-    let off = s.chunk_file_offset(k) + 100;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&s.archive)
-        .unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, off).unwrap();
-    f.write_all_at(&[b[0] ^ 0x40], off).unwrap();
-    drop(f);
+    flip_byte(&s.archive, s.chunk_file_offset(k) + 100);
 
     let victim = File::open(m.mnt.join("victim")).unwrap();
     let want = noise(1, 40 * 4096);
@@ -95,11 +127,117 @@ fn tampered_chunk_gives_eio_and_other_files_still_read() {
     );
     drop(victim);
     let log = m.log_text();
+    let entry = open_lib(&s.archive, &s.key)
+        .unwrap()
+        .tree()
+        .resolve("victim")
+        .unwrap();
     assert!(
-        log.contains(&format!("/victim: data chunk {k} failed authentication")),
-        "log names file and chunk:\n{log}"
+        log.contains(&format!(
+            ": entry {entry}: data chunk {k} failed authentication"
+        )),
+        "log names archive, entry and chunk:\n{log}"
+    );
+    assert!(!log.contains("victim"), "log names the file:\n{log}");
+    m.finish();
+}
+
+#[test]
+fn a_tampered_chunk_logs_no_name_path_or_size_unless_asked() {
+    need_fuse!();
+    let (s, k, entry) = tampered_canary();
+    let rel = format!("{CANARY_DIR}/{CANARY_FILE}");
+    // Default verbosity, then -vv (debug lines name prefetch ranges too).
+    for extra in [&[][..], &["-vv"][..]] {
+        let mut args = vec!["--direct-io"];
+        args.extend_from_slice(extra);
+        let m = s.mount(&args);
+        // Listing the canary directory and reading the canary file.
+        let names: Vec<_> = std::fs::read_dir(m.mnt.join(CANARY_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+        assert_eq!(errno(std::fs::read(m.mnt.join(&rel))), libc::EIO);
+        let log = m.log_text();
+        assert!(
+            log.contains(&format!(
+                ": entry {entry}: data chunk {k} failed authentication"
+            )),
+            "the failure names the archive, entry and chunk:\n{log}"
+        );
+        assert!(
+            no_canary(&log),
+            "a name or size from the archive in the log:\n{log}"
+        );
+        m.finish();
+        std::fs::remove_file(s.log()).unwrap();
+    }
+    // With --log-names the path is there (for the secure device).
+    let m = s.mount(&["--direct-io", "--log-names"]);
+    assert_eq!(errno(std::fs::read(m.mnt.join(&rel))), libc::EIO);
+    let log = m.log_text();
+    assert!(
+        log.contains(&format!("/{rel}")),
+        "--log-names shows the path:\n{log}"
     );
     m.finish();
+}
+
+#[test]
+fn extract_and_cat_of_a_tampered_chunk_name_no_name_unless_asked() {
+    let (s, k, entry) = tampered_canary();
+    let rel = format!("{CANARY_DIR}/{CANARY_FILE}");
+    let pack = |(pre, post): &(Vec<&str>, Vec<&str>)| {
+        let mut c = Command::new(bin("hpcs-pack"));
+        c.args(pre)
+            .arg("-i")
+            .arg(&s.identity)
+            .arg(&s.archive)
+            .args(post);
+        run(&mut c)
+    };
+    let out = s.dir.path().join("out");
+    let out_s = out.display().to_string();
+    for (cmd, names) in [
+        ((vec!["extract", "-o", &out_s], vec![]), false),
+        ((vec!["cat"], vec![&rel[..]]), false),
+        ((vec!["--log-names", "extract", "-o", &out_s], vec![]), true),
+        ((vec!["cat", "--log-names"], vec![&rel[..]]), true),
+    ] {
+        let _ = std::fs::remove_dir_all(&out);
+        let o = pack(&cmd);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(hpcs::exit::PAYLOAD as i32),
+            "{cmd:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("entry {entry}"))
+                && err.contains(&format!("chunk {k} failed authentication")),
+            "{cmd:?}: the failure names entry and chunk: {err}"
+        );
+        assert!(
+            err.contains(&s.archive.display().to_string()),
+            "{cmd:?}: names the archive: {err}"
+        );
+        if names {
+            assert!(
+                err.contains(&rel),
+                "{cmd:?}: --log-names shows the path: {err}"
+            );
+        } else {
+            assert!(no_canary(&err), "{cmd:?}: a name from the archive: {err}");
+        }
+        // Nothing half-written is left with the canary's name.
+        if out.exists() {
+            assert!(
+                !out.join(&rel).exists(),
+                "{cmd:?}: the tampered file was written"
+            );
+        }
+    }
 }
 
 #[test]

@@ -156,3 +156,62 @@ fn foreground_sigterm_unmounts_and_exits_zero() {
     assert!(!mounted(&s.mnt));
     assert!(!pidfile.exists());
 }
+
+#[test]
+fn pidfile_is_never_written_through_a_symlink_nor_someone_elses_removed() {
+    need_fuse!();
+    let s = Sample::new(4096, |p| rich_tree(p, 4096));
+    let victim = s.dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let pidfile = s.dir.path().join("pid");
+    let nowhere = s.dir.path().join("nowhere");
+    // A symlink to an existing file, then a dangling one: refused before
+    // mounting (exit 4), neither target written or created.
+    for target in [&victim, &nowhere] {
+        let _ = std::fs::remove_file(&pidfile);
+        std::os::unix::fs::symlink(target, &pidfile).unwrap();
+        let mut args = s.args();
+        args.extend(["--pidfile".to_string(), pidfile.display().to_string()]);
+        let out = run_mount(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(hpcs::exit::OUTPUT_EXISTS as i32),
+            "{err}"
+        );
+        assert!(err.contains("is a symlink"), "{err}");
+        assert!(!mounted(&s.mnt));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!nowhere.exists());
+        assert!(std::fs::symlink_metadata(&pidfile)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    // A stale pidfile of ours is replaced (through a temporary name, none
+    // left behind); a file someone puts at the name meanwhile is not removed
+    // at exit.
+    std::fs::remove_file(&pidfile).unwrap();
+    std::fs::write(&pidfile, b"stale\n").unwrap();
+    let mut m = s.mount(&["--pidfile", &pidfile.display().to_string()]);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid as u32, m.pid());
+    let left: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".pid"))
+        .collect();
+    assert!(left.is_empty(), "a temporary name was left: {left:?}");
+    let other = s.dir.path().join("other-pid");
+    std::fs::write(&other, b"4242\n").unwrap();
+    std::fs::rename(&other, &pidfile).unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let st = m.child.take().unwrap().wait().unwrap();
+    assert_eq!(st.code(), Some(0), "log:\n{}", m.log_text());
+    assert_eq!(std::fs::read(&pidfile).unwrap(), b"4242\n");
+}

@@ -56,8 +56,10 @@ macro_rules! need_fuse {
 mod ceilings;
 mod failures;
 mod lifecycle;
+mod memory;
 mod pins;
 mod reads;
+mod reference;
 mod scratch;
 
 /// A packed sample: source tree, archive, identity, empty mount point.
@@ -102,12 +104,7 @@ impl Sample {
     }
 
     fn args(&self) -> Vec<String> {
-        vec![
-            self.archive.display().to_string(),
-            self.mnt.display().to_string(),
-            "-i".into(),
-            self.identity.display().to_string(),
-        ]
+        mount_args(&self.archive, &self.mnt, &self.identity)
     }
 
     /// Arguments for exec mode: mount, run `sh -c script`, unmount.
@@ -153,6 +150,16 @@ impl Sample {
         let (start, _) = a.extent(id).unwrap();
         (start + off) / a.data_geometry().chunk_size()
     }
+}
+
+/// `ARCHIVE MOUNTPOINT -i IDENTITY`.
+fn mount_args(archive: &Path, mnt: &Path, identity: &Path) -> Vec<String> {
+    vec![
+        archive.display().to_string(),
+        mnt.display().to_string(),
+        "-i".into(),
+        identity.display().to_string(),
+    ]
 }
 
 fn mounted(mnt: &Path) -> bool {

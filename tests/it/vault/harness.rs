@@ -255,7 +255,13 @@ pub(super) fn read_with(path: &Path, key: &DataKey, file: &str) -> Vec<u8> {
         .expect("the released key opens the archive");
     let id = archive.tree().resolve(file).expect("file in archive");
     let mut out = Vec::new();
-    hpcs::extract::cat(&archive, id, &mut out).unwrap();
+    hpcs::extract::cat(
+        &archive,
+        &hpcs::reference::ExternalFiles::none(),
+        id,
+        &mut out,
+    )
+    .unwrap();
     out
 }
 

@@ -233,7 +233,13 @@ fn a_pinned_vault_mount_refuses_an_archive_of_another_dataset() {
     c.args(["--vault", "--dataset", "trap", "--allow", JOB_A, "-q"]);
     assert_ok(&c.output().unwrap(), "bob packs bob/trap for alice's job");
     let bobs = site.path("bobs.hpcs");
-    assert_eq!(archive_ref(&bobs).0.dataset, "bob/trap");
+    // Owner spaces are Vault entity ids: "<bob's entity id>/trap".
+    let trap = archive_ref(&bobs).0.dataset;
+    let wanted = archive_ref(&genome).0.dataset;
+    assert!(
+        trap.ends_with("/trap") && wanted.ends_with("/genome"),
+        "{trap} {wanted}"
+    );
     let pin_of = |p: &std::path::Path| {
         hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(p).unwrap())
             .unwrap()
@@ -244,12 +250,64 @@ fn a_pinned_vault_mount_refuses_an_archive_of_another_dataset() {
     let pin = pin_of(&genome);
 
     assert_mounted_and_read(&mount_cat(&site, &agent, &bobs, &[]));
-    for expect in [["--vault-dataset", "alice/genome"], ["--pin", pin.as_str()]] {
+    for expect in [
+        ["--vault-dataset", wanted.as_str()],
+        ["--pin", pin.as_str()],
+    ] {
         let o = mount_cat(&site, &agent, &bobs, &expect);
         let err = assert_code(&o, exit::ARCHIVE_PIN, "another dataset");
         assert!(err.contains("not the expected"), "{err}");
         assert!(o.stdout.is_empty());
     }
-    let both = ["--vault-dataset", "alice/genome", "--pin", pin.as_str()];
+    let both = ["--vault-dataset", wanted.as_str(), "--pin", pin.as_str()];
     assert_mounted_and_read(&mount_cat(&site, &agent, &genome, &both));
+}
+
+/// A reference archive (`hpcs-pack c4gh-ref --vault`) is registered in Vault
+/// like any other: the allowed job gets its key and reads the `.c4gh` file's
+/// bytes through the mount (the node never holds the Crypt4GH key), pinned
+/// by the pin `c4gh-ref` prints; alice's other dataset's pin refuses it (18).
+#[test]
+fn a_reference_archive_is_released_by_vault_and_pinned() {
+    if !crate::crypt4gh::have_reference("a_reference_archive_is_released_by_vault_and_pinned") {
+        return;
+    }
+    let Some((site, genome, agent)) = Site::with_genome("reference_vault") else {
+        return;
+    };
+    let dir = site.dir.path();
+    let (sk, pk) = crate::crypt4gh::keygen(dir, "alice-c4gh", None);
+    let data = site.path("ega");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("reads.txt.c4gh"),
+        crate::crypt4gh::reference_encrypt(dir, READS, &[&pk]),
+    )
+    .unwrap();
+    let out = site.path("ref.hpcs");
+    let mut c = site.pack_user("alice", &["c4gh-ref"]);
+    c.arg(&data).arg("--sk").arg(&sk).arg("-o").arg(&out);
+    c.args(["--vault", "--dataset", "ega", "--allow", JOB_A]);
+    let o = c.output().unwrap();
+    assert_ok(&o, "c4gh-ref --vault");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let pin = err
+        .lines()
+        .find_map(|l| l.strip_prefix("pin: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("c4gh-ref prints the pin: {err}"))
+        .to_string();
+    assert_eq!(archive_ref(&out).0.dataset, site.alice("ega"));
+
+    let o = mount_cat(&site, &agent, &out, &["--pin", &pin]);
+    assert_mounted_and_read(&o);
+    let genome_pin =
+        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(&genome).unwrap())
+            .unwrap()
+            .header()
+            .pin()
+            .to_string();
+    let o = mount_cat(&site, &agent, &out, &["--pin", &genome_pin]);
+    assert_code(&o, exit::ARCHIVE_PIN, "reference archive under another pin");
+    assert!(o.stdout.is_empty());
 }

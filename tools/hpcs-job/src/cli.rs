@@ -221,7 +221,8 @@ pub struct Cli {
     /// time; the job creates the directory (mode 0700). On your secure
     /// device: `hpcs-pack results decrypt DIR -o DEST --archive
     /// FIRST_ARCHIVE -i IDENTITY`, where FIRST_ARCHIVE is the first --data
-    /// (else the container, else the secret script) archive.
+    /// (else the container, else the secret script) archive (add `--sk KEY`
+    /// for --results-c4gh-recipient).
     #[arg(long = "results", value_name = "DIR")]
     pub results: Option<String>,
 
@@ -230,6 +231,16 @@ pub struct Cli {
     #[arg(long = "results-recipient", value_name = "RECIPIENT")]
     pub results_recipients: Vec<String>,
 
+    /// Encrypt the results as Crypt4GH to this public key file instead
+    /// (repeatable; as crypt4gh-keygen writes it; the nodes read it at this
+    /// path): each result is then a plain .c4gh file for EGA or SD Connect
+    /// (hpcs-mount --output-c4gh-recipient; RESULTS.md "Crypt4GH results").
+    #[arg(
+        long = "results-c4gh-recipient",
+        value_name = "PUBKEY",
+        conflicts_with = "results_recipients"
+    )]
+    pub results_c4gh_recipients: Vec<PathBuf>,
     /// Give the job an encrypted, read-write scratch directory,
     /// $HPCS_SCRATCH ({root}/scratch), stored in DIR on each node
     /// (hpcs-mount --scratch); SIZE (e.g. 100G) limits it.

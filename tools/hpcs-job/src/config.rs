@@ -83,6 +83,8 @@ pub struct JobSpec {
     pub results: Option<String>,
     /// Their recipients.
     pub results_recipients: Vec<String>,
+    /// Or their Crypt4GH public key files (absolute paths).
+    pub results_c4gh_recipients: Vec<String>,
     /// Scratch directory template and size (`DIR[:SIZE]`; DIR absolute, may
     /// contain %j and %u).
     pub scratch: Option<String>,
@@ -185,11 +187,14 @@ impl JobSpec {
             None if !cli.results_recipients.is_empty() => {
                 return Err(invalid("--results-recipient needs --results DIR"))
             }
+            None if !cli.results_c4gh_recipients.is_empty() => {
+                return Err(invalid("--results-c4gh-recipient needs --results DIR"))
+            }
             None => None,
             Some(r) => {
-                if cli.results_recipients.is_empty() {
+                if cli.results_recipients.is_empty() && cli.results_c4gh_recipients.is_empty() {
                     return Err(invalid(
-                        "--results needs --results-recipient RECIPIENT: the results are encrypted to you",
+                        "--results needs --results-recipient RECIPIENT or --results-c4gh-recipient PUBKEY: the results are encrypted to you",
                     ));
                 }
                 for r in &cli.results_recipients {
@@ -267,6 +272,11 @@ impl JobSpec {
             mount_args: cli.mount_args.clone(),
             results,
             results_recipients: cli.results_recipients.clone(),
+            results_c4gh_recipients: cli
+                .results_c4gh_recipients
+                .iter()
+                .map(|p| c4gh_public_key(p))
+                .collect::<Result<_, _>>()?,
             scratch,
             scratch_keep,
             results_runs,
@@ -538,6 +548,26 @@ fn identity_path(p: &Path) -> Result<String, Error> {
     }
     let s = utf8("--identity", &abs)?;
     no_control("--identity", &s)?;
+    Ok(s)
+}
+
+/// A Crypt4GH public key file (as crypt4gh-keygen writes it), by its
+/// absolute path.
+fn c4gh_public_key(p: &Path) -> Result<String, Error> {
+    let flag = "--results-c4gh-recipient";
+    let abs = p
+        .canonicalize()
+        .map_err(|e| invalid(format!("{flag} {}: {e}", p.display())))?;
+    let text = std::fs::read_to_string(&abs)
+        .map_err(|e| invalid(format!("{flag} {}: {e}", abs.display())))?;
+    if text.trim_start().lines().next() != Some("-----BEGIN CRYPT4GH PUBLIC KEY-----") {
+        return Err(invalid(format!(
+            "{flag} {}: not a Crypt4GH public key file (-----BEGIN CRYPT4GH PUBLIC KEY-----); give the .pub file crypt4gh-keygen wrote",
+            abs.display()
+        )));
+    }
+    let s = utf8(flag, &abs)?;
+    no_control(flag, &s)?;
     Ok(s)
 }
 

@@ -35,8 +35,13 @@ fn run(cli: &cli::Cli) -> Result<(), error::Error> {
             .iter()
             .map(|r| format!(" --expect-run {r}"))
             .collect();
+        let sk = if spec.results_c4gh_recipients.is_empty() {
+            ""
+        } else {
+            " --sk CRYPT4GH_SECRET_KEY"
+        };
         eprintln!(
-            "hpcs-job: the results will be run(s) {} (one per node); accept only these with: hpcs-pack results decrypt DIR -o DEST --archive {} -i IDENTITY{expect}",
+            "hpcs-job: the results will be run(s) {} (one per node); accept only these with: hpcs-pack results decrypt DIR -o DEST --archive {} -i IDENTITY{sk}{expect}",
             spec.results_runs.join(" "),
             spec.mounts[0].archive
         );

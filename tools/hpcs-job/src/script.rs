@@ -88,6 +88,10 @@ pub fn render(spec: &JobSpec) -> String {
         results_args.push("--output-recipient".into());
         results_args.push(r.clone());
     }
+    for k in &spec.results_c4gh_recipients {
+        results_args.push("--output-c4gh-recipient".into());
+        results_args.push(k.clone());
+    }
     let vars: [(&str, String); 21] = [
         ("HPCS_MOUNT_BIN", quote(&spec.hpcs_mount)),
         ("HPCS_KEY_ARGS", array(&key)),
@@ -169,6 +173,7 @@ mod tests {
             mount_args: vec![],
             results: None,
             results_recipients: vec![],
+            results_c4gh_recipients: vec![],
             scratch: None,
             scratch_keep: vec![],
             results_runs: vec![],

@@ -431,6 +431,71 @@ fn results_options_are_checked_and_reach_the_script() {
         script.contains(&format!("HPCS_RUN_IDS=('{run}')\n")),
         "{script}"
     );
+    // Crypt4GH results: a public key file, by its absolute path.
+    let pk = e.p("me.pub");
+    std::fs::write(
+        &pk,
+        "-----BEGIN CRYPT4GH PUBLIC KEY-----\nAAAA\n-----END CRYPT4GH PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let mut args = base.to_vec();
+    args.extend_from_slice(&[
+        "--results",
+        "/shared/r/%j",
+        "--results-c4gh-recipient",
+        s(&pk),
+    ]);
+    let out = hpcs_job(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = String::from_utf8_lossy(&out.stdout);
+    let want = format!(
+        "HPCS_RESULTS_ARGS=('--output-run' '{{run}}' '--output-c4gh-recipient' '{}')\n",
+        pk.canonicalize().unwrap().display()
+    );
+    assert!(script.contains(&want), "{script}");
+    // the printed command names the Crypt4GH key results need
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("-i IDENTITY --sk CRYPT4GH_SECRET_KEY --expect-run "),
+        "{said}"
+    );
+    let id_file = s(&id);
+    let c4gh_cases: [(&[&str], &str); 3] = [
+        (&["--results-c4gh-recipient", s(&pk)], "needs --results DIR"),
+        (
+            &[
+                "--results",
+                "/shared/r",
+                "--results-c4gh-recipient",
+                id_file,
+            ],
+            "not a Crypt4GH public key file",
+        ),
+        (
+            &[
+                "--results",
+                "/shared/r",
+                "--results-c4gh-recipient",
+                s(&pk),
+                "--results-recipient",
+                "age1xyz",
+            ],
+            "cannot be used with",
+        ),
+    ];
+    for (extra, msg) in c4gh_cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = hpcs_job(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{extra:?}");
+        assert!(err.contains(msg), "{extra:?}: {err}");
+    }
     // An archive may not take the results directory's name.
     let named = format!("{}:results", s(&e.p("data.hpcs")));
     let out = hpcs_job(&[

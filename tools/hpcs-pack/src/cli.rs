@@ -12,6 +12,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Show names, paths and sizes from archives and results in messages.
+    #[arg(long, global = true, long_help = hpcs::log::NAMES_HELP)]
+    pub log_names: bool,
 }
 
 pub const EXIT_HELP: &str =
@@ -21,6 +25,11 @@ pub const EXIT_HELP: &str =
 pub enum Command {
     /// Pack a directory or a file into an encrypted archive.
     Pack(PackArgs),
+    /// Make a reference archive over Crypt4GH (.c4gh) files that stay where
+    /// they are (EGA, SD Connect downloads): every segment is authenticated
+    /// once, and mounts then refuse any change to the files.
+    #[command(name = "c4gh-ref")]
+    C4ghRef(C4ghRefArgs),
     /// Show header facts (no key needed); with -i, also the recipients and the tree.
     Inspect(InspectArgs),
     /// Authenticate every chunk of an archive.
@@ -30,7 +39,25 @@ pub enum Command {
     /// Write one file of an archive to standard output.
     Cat(CatArgs),
     /// Change who can open an archive, without re-encrypting its data.
+    ///
+    /// Rewrap writes a new header over the same data key, archive id and
+    /// streams (the pin stays). It is not revocation: a removed recipient who
+    /// kept the old header (its first few hundred bytes, or any copy of the
+    /// file) or the data key can splice it back and open the rewrapped archive
+    /// again. To shut someone out use `rekey` (new data key, archive id and
+    /// pin; for archives whose key is in Vault, pack again with `pack --vault
+    /// --replace`), then update the pins that name the archive.
     Rewrap(RewrapArgs),
+    /// Re-encrypt an archive under a new data key and archive id (revocation).
+    ///
+    /// The same recipient arithmetic as rewrap (-r, -R, --remove-recipient),
+    /// but the streams are decrypted and sealed again under a fresh data key
+    /// and archive id, chunk by chunk in memory (no plaintext on disk), into a
+    /// temporary file renamed into place. A removed recipient's old header or
+    /// old data key opens nothing of the result. The pin changes: update the
+    /// pins that name the archive (hpcs-job, --pin). Archives whose key is in
+    /// Vault are refused (pack them again with `pack --vault --replace`).
+    Rekey(RewrapArgs),
     /// Store an existing archive's key in Vault for SPIFFE IDs (rewrites only the header).
     Register(crate::cli_vault::RegisterArgs),
     /// Change which SPIFFE IDs may fetch a dataset's key from Vault (Vault only).
@@ -69,6 +96,10 @@ pub struct ResultsArgs {
     #[command(flatten)]
     pub id: IdentityArgs,
 
+    /// The Crypt4GH secret key the results were encrypted to (jobs run with
+    /// --output-c4gh-recipient); --sk KEY [--passphrase-file FILE].
+    #[command(flatten)]
+    pub c4gh: C4ghKeyArgs,
     /// Require exactly these runs (repeatable; the run ids hpcs-job printed,
     /// `hpcs-mount --output-run`). Results of any other run, authentic or
     /// not (anybody holding the archive key can write a whole run), or an
@@ -92,6 +123,59 @@ pub struct ResultsDecryptArgs {
     /// go under run-RUN/.
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     pub output: PathBuf,
+
+    /// Write Crypt4GH results (jobs run with --output-c4gh-recipient) as
+    /// checked copies of their Crypt4GH files, at PATH.c4gh, instead of
+    /// decrypting them: ready to upload to EGA or SD Connect as they are.
+    #[arg(long)]
+    pub as_c4gh: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct C4ghRefArgs {
+    /// Crypt4GH files to reference, or directories of them.
+    ///
+    /// A file becomes an entry at the archive's root, named without .c4gh; a
+    /// directory is walked (symlinked directories are not followed) and its
+    /// .c4gh files keep their paths below it. The files are read, never
+    /// copied: they must stay where they are (see --absolute).
+    #[arg(required = true, value_name = "C4GH")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Reference archive to write (small: about 16 bytes per 64 KiB of data).
+    #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub c4gh: C4ghKeyArgs,
+
+    #[command(flatten)]
+    pub new: NewArchiveArgs,
+
+    /// Record absolute paths of the .c4gh files (default: relative to the
+    /// archive's directory, so archive and data can move together).
+    #[arg(long)]
+    pub absolute: bool,
+
+    /// Cipher suite of the archive (the .c4gh files keep theirs).
+    #[arg(long, value_name = "SUITE", default_value = "aes-256-gcm",
+          value_parser = ["aes-256-gcm", "chacha20-poly1305"])]
+    pub cipher: String,
+}
+
+/// A Crypt4GH secret key and its passphrase.
+#[derive(Args, Debug)]
+pub struct C4ghKeyArgs {
+    /// Your Crypt4GH secret key file (as crypt4gh-keygen writes it).
+    #[arg(long = "sk", value_name = "KEY")]
+    pub sk: Option<PathBuf>,
+
+    /// Read the key's passphrase from the first line of this file.
+    ///
+    /// Default: $C4GH_PASSPHRASE (as the crypt4gh tools read it), else the
+    /// terminal is asked. A key without passphrase needs neither.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +194,16 @@ pub struct PackArgs {
     #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
     pub output: PathBuf,
 
+    #[command(flatten)]
+    pub new: NewArchiveArgs,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// Who can open a new archive, and how it is written.
+#[derive(Args, Debug)]
+pub struct NewArchiveArgs {
     /// Encrypt the data key to this recipient (repeatable).
     ///
     /// An age X25519 recipient (age1…, as printed by age-keygen) or an SSH
@@ -123,9 +217,6 @@ pub struct PackArgs {
     /// ignored (the format of `age -R`).
     #[arg(short = 'R', long = "recipients-file", value_name = "RECIPIENTS_FILE")]
     pub recipients_files: Vec<PathBuf>,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
 
     /// Replace ARCHIVE if it exists.
     #[arg(short = 'f', long)]
@@ -248,6 +339,8 @@ pub struct RewrapArgs {
     pub recipients_files: Vec<PathBuf>,
 
     /// Remove this recipient (repeatable; as it was given when packing).
+    /// With rewrap this is not revocation (see `rewrap --help`); with rekey
+    /// it is.
     #[arg(long = "remove-recipient", value_name = "RECIPIENT")]
     pub remove: Vec<String>,
 

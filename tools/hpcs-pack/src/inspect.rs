@@ -44,6 +44,9 @@ struct Entry {
     mtime: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<String>,
+    /// Where the `.c4gh` file of a reference archive's entry lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    c4gh: Option<String>,
 }
 
 fn stanza_name(kind: u16) -> String {
@@ -104,6 +107,7 @@ fn entries(archive: &Archive<FileSource>) -> Vec<Entry> {
                 kind: match n.kind {
                     Kind::Dir { .. } => "dir",
                     Kind::File { .. } => "file",
+                    Kind::External { .. } => "c4gh",
                     Kind::Symlink { .. } => "symlink",
                 },
                 mode: n.mode,
@@ -112,6 +116,12 @@ fn entries(archive: &Archive<FileSource>) -> Vec<Entry> {
                 target: t
                     .symlink_target(id)
                     .map(|s| String::from_utf8_lossy(s).into_owned()),
+                c4gh: match n.kind {
+                    Kind::External { ext, .. } => t
+                        .external(ext)
+                        .map(|e| String::from_utf8_lossy(e.location().bytes()).into_owned()),
+                    _ => None,
+                },
             }
         })
         .collect()
@@ -131,18 +141,32 @@ fn text(
         0.0
     };
     writeln!(out, "archive:      {}", a.archive.display())?;
-    writeln!(out, "format:       hpcs archive v1")?;
+    if h.features & hpcs::crypto::external::FEATURE_EXTERNAL_C4GH != 0 {
+        writeln!(
+            out,
+            "format:       hpcs archive v1, reference archive (its files are external Crypt4GH files)"
+        )?;
+    } else {
+        writeln!(out, "format:       hpcs archive v1")?;
+    }
     writeln!(out, "cipher:       {}", h.suite.name())?;
     writeln!(out, "chunk size:   {} bytes", h.chunk_size)?;
     writeln!(out, "archive id:   {}", h.archive_id_hex())?;
     writeln!(out, "pin:          {}", h.pin())?;
     writeln!(out, "data:         {} bytes", h.data_len)?;
     writeln!(out, "index:        {} bytes (encrypted)", h.index_len)?;
-    writeln!(
-        out,
-        "archive size: {} bytes ({:.3}% over the data)",
-        archive_len, overhead
-    )?;
+    if h.features & hpcs::crypto::external::FEATURE_EXTERNAL_C4GH != 0 {
+        writeln!(
+            out,
+            "archive size: {archive_len} bytes (segment tags; the data stays in the .c4gh files)"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "archive size: {} bytes ({:.3}% over the data)",
+            archive_len, overhead
+        )?;
+    }
     writeln!(out, "key stanzas:  {}", stanza_names.join(", "))?;
     let Some((archive, recips)) = unlocked else {
         return writeln!(
@@ -164,9 +188,12 @@ fn text(
     for id in 1..t.len() as u32 {
         let n = t.node(id).expect("id < len");
         let path = String::from_utf8_lossy(&t.path(id)).into_owned();
-        let extra = match t.symlink_target(id) {
-            Some(target) => format!(" -> {}", String::from_utf8_lossy(target)),
-            None => String::new(),
+        let extra = match (t.symlink_target(id), &n.kind) {
+            (Some(target), _) => format!(" -> {}", String::from_utf8_lossy(target)),
+            (None, Kind::External { ext, .. }) => t.external(*ext).map_or(String::new(), |e| {
+                format!(" = {}", String::from_utf8_lossy(e.location().bytes()))
+            }),
+            _ => String::new(),
         };
         writeln!(
             out,
@@ -204,7 +231,7 @@ pub fn utc_time(secs: i64) -> String {
 fn mode_string(kind: &Kind, mode: u16) -> String {
     let t = match kind {
         Kind::Dir { .. } => 'd',
-        Kind::File { .. } => '-',
+        Kind::File { .. } | Kind::External { .. } => '-',
         Kind::Symlink { .. } => 'l',
     };
     let mut s = String::from(t);
@@ -264,6 +291,7 @@ mod tests {
                 size: 0,
                 mtime: -1,
                 target: None,
+                c4gh: None,
             },
             Entry {
                 path: "d/l".into(),
@@ -272,6 +300,7 @@ mod tests {
                 size: 3,
                 mtime: 7,
                 target: Some("../x".into()),
+                c4gh: None,
             },
         ]);
         let j = serde_json::to_string(&r).unwrap();

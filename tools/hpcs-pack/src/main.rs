@@ -1,16 +1,19 @@
 //! hpcs-pack: the researcher's tool on the secure device. Thin: parses the
 //! command line (cli.rs), calls the hpcs library, maps errors to the numbered
 //! exit codes of `hpcs::exit` with a message saying what to do. One file per
-//! command that needs more than a screen (pack_cmd, inspect, rewrap_cmd,
+//! command that needs more than a screen (pack_cmd, inspect, rewrap_cmd, rekey_cmd,
 //! vault_cmd, results_cmd); here the opening of an archive they share, and
 //! verify, extract and cat.
 
+mod c4gh_cmd;
 mod cli;
 mod cli_vault;
 mod inspect;
 mod pack_cmd;
+mod rekey_cmd;
 mod results_cmd;
 mod rewrap_cmd;
+mod secret_input;
 mod vault_cmd;
 
 use std::io::{IsTerminal, Write};
@@ -21,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hpcs::crypto::{Archive, DataKey, FileSource, SealedArchive};
 use hpcs::exit::{self, Fail};
 use hpcs::keys;
+use hpcs::reference::ExternalFiles;
 
 use cli::{Cli, Command};
 
@@ -47,17 +51,20 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     hpcs::log::init("hpcs-pack", 0);
+    hpcs::log::set_names(cli.log_names);
     exit::finish(run(cli).map(|()| exit::OK))
 }
 
 fn run(cli: Cli) -> Result<(), Fail> {
     match cli.command {
         Command::Pack(a) => pack_cmd::pack(a),
+        Command::C4ghRef(a) => c4gh_cmd::c4gh_ref(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Verify(a) => verify(a),
         Command::Extract(a) => extract(a),
         Command::Cat(a) => cat(a),
         Command::Rewrap(a) => rewrap_cmd::rewrap(a),
+        Command::Rekey(a) => rekey_cmd::rekey(a),
         Command::Register(a) => vault_cmd::register(a),
         Command::Allow(a) => vault_cmd::allow(a),
         Command::Revoke(a) => vault_cmd::revoke(a),
@@ -121,6 +128,13 @@ fn archive_fail(path: &Path, e: &hpcs::crypto::Error) -> Fail {
     )
 }
 
+/// An extract or cat failure, naming the archive first.
+fn in_archive(path: &Path, e: hpcs::extract::ExtractError) -> Fail {
+    let mut f = Fail::from(e);
+    f.msg = format!("{}: {}", path.display(), f.msg);
+    f
+}
+
 fn load_key(
     path: &Path,
     sealed: &SealedArchive<FileSource>,
@@ -152,19 +166,42 @@ fn unlock(path: &Path, ids: &[PathBuf]) -> Result<Archive<FileSource>, Fail> {
     sealed.unlock(&key).map_err(|e| archive_fail(path, &e))
 }
 
+/// The external Crypt4GH files of a reference archive (none for a plain
+/// one), checked against their records.
+fn externals(path: &Path, archive: &Archive<FileSource>) -> Result<ExternalFiles, Fail> {
+    Ok(ExternalFiles::open(archive, path, true)?)
+}
+
 fn verify(a: cli::KeyedArgs) -> Result<(), Fail> {
     let archive = unlock(&a.archive, &a.id.identities)?;
-    let total = archive.data_geometry().len();
-    let pb = Progress::new(a.quiet, total, "verifying");
+    let ext = externals(&a.archive, &archive)?;
+    let data = archive.data_geometry().len();
+    let stored: u64 = archive
+        .tree()
+        .externals()
+        .iter()
+        .map(|e| e.c4gh_len())
+        .sum();
+    let pb = Progress::new(a.quiet, data + stored, "verifying");
     let start = std::time::Instant::now();
     archive
         .verify(&mut |done| pb.set(done))
         .map_err(|e| archive_fail(&a.archive, &e))?;
+    ext.verify(&archive, &mut |done| pb.set(data + done))?;
     pb.finish();
     if !a.quiet {
         let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let total = data + stored;
+        let c4gh = if ext.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", and every segment of {} external Crypt4GH files",
+                ext.len()
+            )
+        };
         eprintln!(
-            "{}: OK: header, index and {} data chunks authentic ({} bytes in {:.2}s, {:.0} MB/s)",
+            "{}: OK: header, index and {} data chunks authentic{c4gh} ({} bytes in {:.2}s, {:.0} MB/s)",
             a.archive.display(),
             archive.data_geometry().chunk_count(),
             total,
@@ -175,13 +212,28 @@ fn verify(a: cli::KeyedArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Bytes the external files of `archive` show.
+fn ext_shown(archive: &Archive<FileSource>) -> u64 {
+    let t = archive.tree();
+    (0..t.len() as u32)
+        .filter_map(|id| t.node(id))
+        .filter(|n| matches!(n.kind, hpcs::crypto::Kind::External { .. }))
+        .map(|n| n.size())
+        .sum()
+}
+
 fn extract(a: cli::ExtractArgs) -> Result<(), Fail> {
     for p in &a.paths {
         hpcs::extract::check_request(p)?;
     }
     let archive = unlock(&a.archive, &a.id.identities)?;
-    let pb = Progress::new(a.quiet, archive.data_geometry().len(), "extracting");
-    let r = hpcs::extract::extract(&archive, &a.output, &a.paths, &mut |done| pb.set(done))?;
+    let ext = externals(&a.archive, &archive)?;
+    let total = archive.data_geometry().len() + ext_shown(&archive);
+    let pb = Progress::new(a.quiet, total, "extracting");
+    let r = hpcs::extract::extract(&archive, &ext, &a.output, &a.paths, &mut |done| {
+        pb.set(done)
+    })
+    .map_err(|e| in_archive(&a.archive, e))?;
     pb.finish();
     if !a.quiet {
         eprintln!(
@@ -197,19 +249,30 @@ fn extract(a: cli::ExtractArgs) -> Result<(), Fail> {
 fn cat(a: cli::CatArgs) -> Result<(), Fail> {
     hpcs::extract::check_request(&a.path)?;
     let archive = unlock(&a.archive, &a.id.identities)?;
+    let ext = externals(&a.archive, &archive)?;
     let id = archive
         .tree()
         .resolve(&a.path)
         .ok_or_else(|| hpcs::extract::ExtractError::NotFound(a.path.clone()))?;
-    if archive.extent(id).is_none() {
+    let is_file = archive.tree().node(id).is_some_and(|n| {
+        matches!(
+            n.kind,
+            hpcs::crypto::Kind::File { .. } | hpcs::crypto::Kind::External { .. }
+        )
+    });
+    if !is_file {
         return Err(Fail::new(
             exit::BAD_PATH,
-            format!("{:?} is not a regular file in the archive", a.path),
+            format!(
+                "{}: {} is not a regular file in the archive",
+                a.archive.display(),
+                hpcs::log::Name(a.path.as_bytes())
+            ),
         ));
     }
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    hpcs::extract::cat(&archive, id, &mut w)?;
+    hpcs::extract::cat(&archive, &ext, id, &mut w).map_err(|e| in_archive(&a.archive, e))?;
     w.flush()
         .map_err(|e| Fail::new(exit::OUTPUT, format!("cannot write to stdout: {e}")))
 }

@@ -3,14 +3,16 @@
 
 use hpcs::exit::{self, Fail};
 use hpcs::keys;
-use hpcs::results::{self, DirReport, FileReport, ReadError, RunReport, Status};
+use hpcs::results::{
+    self, DirReport, FileReport, Placing, ReadError, ResultKeys, RunReport, Status,
+};
 
 use crate::cli::ResultsCommand;
 
 pub fn run(c: ResultsCommand) -> Result<(), Fail> {
-    let (a, dest) = match c {
-        ResultsCommand::Verify(a) => (a, None),
-        ResultsCommand::Decrypt(d) => (d.common, Some(d.output)),
+    let (a, dest, as_c4gh) = match c {
+        ResultsCommand::Verify(a) => (a, None, false),
+        ResultsCommand::Decrypt(d) => (d.common, Some(d.output), d.as_c4gh),
     };
     let mut expected = Vec::new();
     for r in &a.expect_run {
@@ -28,6 +30,11 @@ pub fn run(c: ResultsCommand) -> Result<(), Fail> {
     for p in &a.id.identities[1..] {
         ids.extend(keys::load_identities(p)?);
     }
+    let c4gh = match &a.c4gh.sk {
+        Some(_) => Some(crate::c4gh_cmd::load_secret_key(&a.c4gh)?),
+        None => None,
+    };
+    let keys = ResultKeys { age: ids, c4gh };
     let dir = &a.dir;
     if !dir.is_dir() {
         return Err(Fail::new(
@@ -38,25 +45,30 @@ pub fn run(c: ResultsCommand) -> Result<(), Fail> {
             ),
         ));
     }
-    let check = |dest: Option<&std::path::Path>| {
+    let placing = match (&dest, as_c4gh) {
+        (None, _) => Placing::Nothing,
+        (Some(d), false) => Placing::Decrypted(d),
+        (Some(d), true) => Placing::Crypt4gh(d),
+    };
+    let check = |placing: Placing<'_>| {
         results::check_dir(
             dir,
-            &ids,
+            &keys,
             archive.results_key(),
             &archive.header().archive_id,
-            dest,
+            placing,
         )
-        .map_err(|e| read_fail(dir, dest.is_some(), e))
+        .map_err(|e| read_fail(dir, !matches!(placing, Placing::Nothing), e))
     };
     // With expected runs, check them before anything is written.
     if !expected.is_empty() {
-        let seen = check(None)?;
+        let seen = check(Placing::Nothing)?;
         if let Err(f) = unexpected_runs(&seen, &expected) {
             print_report(&seen, a.quiet);
             return Err(f);
         }
     }
-    let report = check(dest.as_deref())?;
+    let report = check(placing)?;
     print_report(&report, a.quiet);
     if report.runs.is_empty() && report.unattributed.is_empty() {
         return Err(Fail::new(
@@ -107,6 +119,10 @@ fn unexpected_runs(report: &DirReport, expected: &[[u8; 16]]) -> Result<(), Fail
 
 fn read_fail(dir: &std::path::Path, writing: bool, e: ReadError) -> Fail {
     match e {
+        e @ ReadError::NoCrypt4ghKey => Fail::new(
+            exit::BAD_IDENTITY,
+            format!("{}: {e}", dir.display()),
+        ),
         ReadError::NoIdentity => Fail::new(
             exit::WRONG_KEY,
             format!(
@@ -157,11 +173,13 @@ fn verdict(report: &DirReport) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The object, and with `--log-names` the result's path: names stay out of
+/// the report by default (it may be kept or piped to shared files).
 fn show_path(f: &FileReport) -> String {
-    f.path.as_deref().map_or_else(
-        || f.object.clone(),
-        |p| String::from_utf8_lossy(p).into_owned(),
-    )
+    match &f.path {
+        Some(p) => format!("{}{}", f.object, hpcs::log::Also(p)),
+        None => f.object.clone(),
+    }
 }
 
 fn print_report(r: &DirReport, quiet: bool) {
@@ -208,25 +226,24 @@ fn print_file(f: &FileReport, quiet: bool) {
     match &f.status {
         Status::Complete if quiet => {}
         Status::Complete => {
-            let size = f.size.map_or(String::new(), |s| format!(" ({s} bytes)"));
+            let size = match f.size {
+                Some(n) if hpcs::log::names() => format!(" ({n} bytes)"),
+                _ => String::new(),
+            };
             match &f.written {
-                Some(w) => println!("  ok          {p}{size} -> {}", w.display()),
-                None => println!("  ok          {p}{size}"),
+                Some(w) if hpcs::log::names() => println!("  ok          {p}{size} -> {}", w.display()),
+                _ => println!("  ok          {p}{size}"),
             }
         }
         Status::Incomplete(why) => println!("  INCOMPLETE  {p}: {why}"),
-        Status::Tampered(why) => println!("  TAMPERED    {p} ({}): {why}", f.object),
-        Status::Missing => println!(
-            "  MISSING     {p}: listed in the manifest, but {} is gone",
-            f.object
-        ),
+        Status::Tampered(why) => println!("  TAMPERED    {p}: {why}"),
+        Status::Missing => println!("  MISSING     {p}: listed in the manifest, but it is gone"),
         Status::Exists(to) => println!(
             "  EXISTS      {p}: not written, {} already exists (never overwritten)",
-            to.display()
+            hpcs::log::Name(to.as_os_str().as_encoded_bytes())
         ),
         Status::Unlisted => println!(
-            "  unlisted    {p} ({}): authentic but not in the manifest (deleted by the job, or put back); ignored",
-            f.object
+            "  unlisted    {p}: authentic but not in the manifest (deleted by the job, or put back); ignored"
         ),
     }
 }

@@ -4,7 +4,7 @@
 //! from the terminal or a file, never from the command line), and calls
 //! `hpcs::keys::vault`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,12 +13,12 @@ use hpcs::crypto::{DataKey, Stanza};
 use hpcs::exit::{self, Fail};
 use hpcs::keys::config::{self, Layer, Settings};
 use hpcs::keys::vault::{
-    self, Dataset, JwtTrust, Registrar, Secret, SetupOptions, Status, UserLogin, VaultError,
-    VaultRef,
+    self, Dataset, JwtTrust, Registrar, SetupOptions, Status, UserLogin, VaultError, VaultRef,
 };
 use hpcs::util::hex;
 
 use super::cli_vault::{AllowArgs, PackVaultArgs, RegisterArgs, RevokeArgs, SetupArgs, VaultArgs};
+use super::secret_input;
 
 fn flags_layer(v: &VaultArgs) -> Layer {
     Layer {
@@ -75,8 +75,12 @@ fn user_login(v: &VaultArgs, s: &Settings) -> Result<UserLogin, Fail> {
         ));
     }
     let password = match &v.vault_password_file {
-        Some(p) => read_password_file(p)?,
-        None => prompt_password(&format!("Vault {method} password for {user}: "))?,
+        Some(p) => secret_input::first_line(p, "password file")?,
+        None => secret_input::prompt(
+            &format!("Vault {method} password for {user}: "),
+            exit::VAULT_LOGIN,
+            "no terminal to ask for the Vault password: use --vault-password-file FILE or a token (VAULT_TOKEN)",
+        )?,
     };
     Ok(UserLogin::Password {
         mount: s.login_mount.clone().unwrap_or_else(|| method.clone()),
@@ -84,72 +88,6 @@ fn user_login(v: &VaultArgs, s: &Settings) -> Result<UserLogin, Fail> {
         user,
         password,
     })
-}
-
-fn read_password_file(p: &Path) -> Result<Secret, Fail> {
-    let f = std::fs::File::open(p).map_err(|e| {
-        Fail::new(
-            exit::INPUT,
-            format!("cannot read password file {}: {e}", p.display()),
-        )
-    })?;
-    let mut line = String::new();
-    std::io::BufReader::new(f)
-        .read_line(&mut line)
-        .map_err(|e| {
-            Fail::new(
-                exit::INPUT,
-                format!("cannot read password file {}: {e}", p.display()),
-            )
-        })?;
-    let s = Secret::new(line.trim_end_matches(['\n', '\r']).to_string());
-    zero(&mut line);
-    Ok(s)
-}
-
-fn zero(s: &mut str) {
-    // SAFETY: writing zero bytes keeps the String valid UTF-8.
-    unsafe { s.as_bytes_mut().fill(0) };
-}
-
-/// Reads a password from the controlling terminal with echo off.
-fn prompt_password(prompt: &str) -> Result<Secret, Fail> {
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|_| {
-            Fail::new(
-                exit::VAULT_LOGIN,
-                "no terminal to ask for the Vault password: use --vault-password-file FILE or a token (VAULT_TOKEN)",
-            )
-        })?;
-    use std::os::fd::AsRawFd;
-    let fd = tty.as_raw_fd();
-    // SAFETY: termios is plain data; tcgetattr fills it for a valid open fd.
-    let mut old: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is an open terminal for the lifetime of `tty`.
-    let have_termios = unsafe { libc::tcgetattr(fd, &mut old) } == 0;
-    if have_termios {
-        let mut quiet = old;
-        quiet.c_lflag &= !libc::ECHO;
-        quiet.c_lflag |= libc::ECHONL;
-        // SAFETY: as above; `quiet` is a valid termios copied from the terminal.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
-    }
-    let mut w = &tty;
-    let _ = w.write_all(prompt.as_bytes());
-    let _ = w.flush();
-    let mut line = String::new();
-    let res = std::io::BufReader::new(&tty).read_line(&mut line);
-    if have_termios {
-        // SAFETY: restores the settings read above on the same fd.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
-    }
-    res.map_err(|e| Fail::new(exit::VAULT_LOGIN, format!("cannot read the password: {e}")))?;
-    let s = Secret::new(line.trim_end_matches(['\n', '\r']).to_string());
-    zero(&mut line);
-    Ok(s)
 }
 
 fn login(v: &VaultArgs, stanza: Option<&VaultRef>) -> Result<(Settings, Registrar), Fail> {

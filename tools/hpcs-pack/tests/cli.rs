@@ -353,6 +353,154 @@ fn rewrap_changes_recipients_not_data() {
     assert_ne!(inspected_pin(&b), pin);
 }
 
+/// `rewrap --remove-recipient` is not revocation (issue 12, documented in
+/// README, FORMAT.md and its --help): the data key, archive id and streams
+/// stay, so the old header spliced back onto the rewrapped file opens again
+/// for the removed recipient. `rekey --remove-recipient` is: new data key,
+/// new archive id, new pin, same tree and bytes for the others, and the old
+/// header (with the old key in it) spliced onto the result opens nothing.
+#[test]
+fn removed_recipient_with_the_old_header_spliced_back() {
+    let d = tmp();
+    let (id1, r1) = age_keygen(d.path(), "id1.txt");
+    let (id2, r2) = age_keygen(d.path(), "id2.txt");
+    let (id3, r3) = age_keygen(d.path(), "id3.txt");
+    let src = sample_tree(d.path());
+    // Several batches of 4 KiB chunks, every byte position distinct.
+    let big: Vec<u8> = (0..600_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(src.join("sub/big.bin"), &big).unwrap();
+    let a = d.path().join("a.hpcs");
+    ok(&pack_cmd(&[
+        "pack",
+        s(&src),
+        "-o",
+        s(&a),
+        "-r",
+        &r1,
+        "-r",
+        &r2,
+        "--chunk-size",
+        "4K",
+        "-q",
+    ]));
+    let pin = inspected_pin(&a);
+    let original = d.path().join("original.hpcs");
+    std::fs::copy(&a, &original).unwrap();
+    let hl = |b: &[u8]| u32::from_le_bytes(b[20..24].try_into().unwrap()) as usize;
+    let before = std::fs::read(&a).unwrap();
+    let old_header = before[..hl(&before)].to_vec();
+    let splice = |onto: &Path, to: &Path| {
+        let b = std::fs::read(onto).unwrap();
+        let mut spliced = old_header.clone();
+        spliced.extend_from_slice(&b[hl(&b)..]);
+        std::fs::write(to, spliced).unwrap();
+    };
+    let flat = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+
+    // rewrap: the limit, as documented: the spliced file opens for id1.
+    ok(&pack_cmd(&[
+        "rewrap",
+        s(&a),
+        "-i",
+        s(&id2),
+        "--remove-recipient",
+        &r1,
+        "-q",
+    ]));
+    fails_with(&pack_cmd(&["verify", s(&a), "-i", s(&id1)]), 12, "none");
+    let back = d.path().join("spliced.hpcs");
+    splice(&a, &back);
+    ok(&pack_cmd(&["verify", s(&back), "-i", s(&id1), "-q"]));
+    let help = flat(ok(&pack_cmd(&["rewrap", "--help"])));
+    assert!(
+        help.contains("not revocation") && help.contains("use `rekey`"),
+        "rewrap --help says what it does not do: {help}"
+    );
+
+    // rekey (of the original, in place): revocation.
+    ok(&pack_cmd(&[
+        "rekey",
+        s(&original),
+        "-i",
+        s(&id2),
+        "--remove-recipient",
+        &r1,
+        "-r",
+        &r3,
+        "-q",
+    ]));
+    let c = &original;
+    let new_pin = inspected_pin(c);
+    assert_ne!(new_pin, pin, "a new pin");
+    let cb = std::fs::read(c).unwrap();
+    assert_ne!(&cb[24..56], &before[24..56], "a new archive id");
+    assert_ne!(
+        &cb[hl(&cb)..],
+        &before[hl(&before)..],
+        "streams re-encrypted"
+    );
+    for id in [&id2, &id3] {
+        ok(&pack_cmd(&["verify", s(c), "-i", s(id), "-q"]));
+    }
+    fails_with(&pack_cmd(&["verify", s(c), "-i", s(&id1)]), 12, "none");
+    // Same tree and bytes for the remaining recipients.
+    let tree = d.path().join("tree");
+    ok(&pack_cmd(&[
+        "extract",
+        s(c),
+        "-i",
+        s(&id3),
+        "-o",
+        s(&tree),
+        "-q",
+    ]));
+    let diff = Command::new("diff")
+        .arg("-r")
+        .arg(&src)
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    // The removed recipient's old header (and so the old key) spliced on.
+    let spliced = d.path().join("spliced-new.hpcs");
+    splice(c, &spliced);
+    let out = pack_cmd(&["verify", s(&spliced), "-i", s(&id1), "-q"]);
+    assert!(
+        (13..=15).contains(&out.status.code().unwrap()),
+        "the old header opened the rekeyed archive: {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Removing the last recipients is refused; nothing is written.
+    let e = d.path().join("e.hpcs");
+    fails_with(
+        &pack_cmd(&[
+            "rekey",
+            s(c),
+            "-i",
+            s(&id2),
+            "--remove-recipient",
+            &r2,
+            "--remove-recipient",
+            &r3,
+            "-o",
+            s(&e),
+        ]),
+        7,
+        "last recipient",
+    );
+    assert!(!e.exists());
+}
+
 /// The pin `inspect` prints (text), checked against `inspect --json`.
 fn inspected_pin(a: &Path) -> String {
     let text = String::from_utf8(ok(&pack_cmd(&["inspect", s(a)])).stdout.clone()).unwrap();

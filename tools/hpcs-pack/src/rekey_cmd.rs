@@ -1,0 +1,204 @@
+//! `hpcs-pack rekey`: the archive again under a new data key and a new
+//! archive id (so a new pin), for the recipients after the same
+//! `--remove-recipient`/`-r` arithmetic as rewrap. Unlike rewrap this is
+//! revocation: an old header spliced onto the result opens nothing. The
+//! index and data streams are decrypted chunk by chunk in memory (wiped
+//! after use) and sealed again straight into a temporary file next to the
+//! output, renamed into place when complete; no plaintext reaches the disk.
+
+use std::io::{self, BufWriter};
+use std::sync::atomic::Ordering;
+
+use hpcs::crypto::header::{STANZA_AGE, STANZA_RECIPIENTS};
+use hpcs::crypto::{Archive, DataKey, FileSource, SealedArchive, WriteOptions};
+use hpcs::exit::{self, Fail};
+use hpcs::keys::stanzas::{age_stanzas, recipients_note, rewrap_recipients, StanzaError};
+use zeroize::Zeroizing;
+
+use crate::{archive_fail, cli, install_signal_handlers, load_key, open_sealed, STOP};
+
+/// Data chunks decrypted per step (opened in parallel).
+const BATCH: u64 = 64;
+
+/// The old archive's data stream as plaintext, in order, a batch of chunks
+/// at a time.
+struct Plain<'a> {
+    archive: &'a Archive<FileSource>,
+    next: u64,
+    plain: Zeroizing<Vec<u8>>,
+    pos: usize,
+    failed: Option<hpcs::crypto::Error>,
+}
+
+impl Plain<'_> {
+    fn load(&mut self) -> io::Result<()> {
+        let g = *self.archive.data_geometry();
+        let count = g.chunk_count();
+        if self.next >= count {
+            return Err(io::Error::other("read past the data stream"));
+        }
+        let k = BATCH.min(count - self.next);
+        let lens: Vec<usize> = (0..k)
+            .map(|i| self.archive.chunk_stored_len(self.next + i))
+            .collect();
+        let mut stored = Zeroizing::new(vec![0u8; lens.iter().sum()]);
+        {
+            let mut rest: &mut [u8] = &mut stored[..];
+            let mut slots: Vec<&mut [u8]> = Vec::with_capacity(lens.len());
+            for &l in &lens {
+                let (a, b) = std::mem::take(&mut rest).split_at_mut(l);
+                slots.push(a);
+                rest = b;
+            }
+            if let Err(e) = self.archive.read_chunks(self.next, &mut slots) {
+                let msg = e.to_string();
+                self.failed = Some(e);
+                return Err(io::Error::other(msg));
+            }
+        }
+        // Capacity was reserved for a whole batch: no reallocation leaves an
+        // unwiped copy behind.
+        self.plain.clear();
+        let mut off = 0;
+        for (i, &l) in lens.iter().enumerate() {
+            let n = g.chunk_plain_len(self.next + i as u64);
+            self.plain.extend_from_slice(&stored[off..off + n]);
+            off += l;
+        }
+        self.next += k;
+        self.pos = 0;
+        Ok(())
+    }
+
+    fn fill(&mut self, mut out: &mut [u8]) -> io::Result<()> {
+        while !out.is_empty() {
+            if STOP.load(Ordering::Relaxed) {
+                return Err(io::Error::other("interrupted"));
+            }
+            if self.pos == self.plain.len() {
+                self.load()?;
+            }
+            let n = out.len().min(self.plain.len() - self.pos);
+            out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
+            self.pos += n;
+            out = &mut out[n..];
+        }
+        Ok(())
+    }
+}
+
+pub fn rekey(a: cli::RewrapArgs) -> Result<(), Fail> {
+    install_signal_handlers();
+    let sealed = open_sealed(&a.archive)?;
+    let key = load_key(&a.archive, &sealed, &a.id.identities)?;
+    let h = sealed.header().clone();
+    if h.stanzas
+        .iter()
+        .any(|s| s.kind != STANZA_AGE && s.kind != STANZA_RECIPIENTS)
+    {
+        return Err(Fail::new(
+            exit::USAGE,
+            format!(
+                "{}: its key is (also) in Vault; rekey handles age recipients only: extract it on the secure device and pack it again with `pack --vault --dataset NAME --replace`",
+                a.archive.display()
+            ),
+        ));
+    }
+    let archive = sealed
+        .unlock(&key)
+        .map_err(|e| archive_fail(&a.archive, &e))?;
+    let current = recipients_note(&key, &h);
+    let recipients = rewrap_recipients(&current, &a.remove, &a.recipients, &a.recipients_files)
+        .map_err(|e| match e {
+            StanzaError::NotARecipient(r) => Fail::new(
+                exit::BAD_RECIPIENT,
+                format!(
+                    "{r:?} is not a recipient of {} (see `hpcs-pack inspect -i …`)",
+                    a.archive.display()
+                ),
+            ),
+            e => e.into(),
+        })?;
+    if recipients.is_empty() {
+        return Err(StanzaError::LastRecipient.into());
+    }
+    let new_key = DataKey::generate().map_err(|e| Fail::new(exit::INTERNAL, e.to_string()))?;
+    let new_id = hpcs::crypto::writer::new_archive_id()
+        .map_err(|e| Fail::new(exit::INTERNAL, e.to_string()))?;
+    let stanzas = age_stanzas(&new_key, &new_id, h.suite, &recipients)?;
+    let index = archive
+        .index_plaintext(&key)
+        .map_err(|e| archive_fail(&a.archive, &e))?;
+    let opts = WriteOptions {
+        suite: h.suite,
+        chunk_size: h.chunk_size,
+        ..WriteOptions::default()
+    };
+
+    let (out, replace) = match &a.output {
+        Some(o) => (o.clone(), a.force),
+        None => (a.archive.clone(), true),
+    };
+    let out_fail =
+        |e: io::Error| Fail::new(exit::OUTPUT, format!("cannot write {}: {e}", out.display()));
+    if !replace && std::fs::symlink_metadata(&out).is_ok() {
+        return Err(hpcs::pack::PackError::OutputExists(out).into());
+    }
+    let tmp = hpcs::pack::TempOut::create(&out).map_err(out_fail)?;
+    let batch_plain = (BATCH as usize) * (h.chunk_size as usize);
+    let mut plain = Plain {
+        archive: &archive,
+        next: 0,
+        plain: Zeroizing::new(Vec::with_capacity(batch_plain)),
+        pos: 0,
+        failed: None,
+    };
+    let written = {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.file());
+        let r = hpcs::crypto::write_archive(
+            &mut w,
+            &opts,
+            &new_key,
+            new_id,
+            stanzas,
+            &index,
+            h.data_len,
+            &mut |buf: &mut [u8]| plain.fill(buf),
+            &mut |_| {},
+        );
+        match w.into_inner() {
+            Ok(_) => r,
+            Err(e) => r.and(Err(hpcs::crypto::Error::Io(e.into_error()))),
+        }
+    };
+    if let Some(e) = plain.failed.take() {
+        return Err(archive_fail(&a.archive, &e));
+    }
+    if STOP.load(Ordering::Relaxed) {
+        return Err(Fail::new(
+            exit::INTERRUPTED,
+            format!("interrupted; nothing was written to {}", out.display()),
+        ));
+    }
+    let new_header = written.map_err(|e| match e {
+        hpcs::crypto::Error::Io(err) => out_fail(err),
+        e => archive_fail(&out, &e),
+    })?;
+    drop(plain);
+    drop(index);
+    tmp.commit(&out, replace).map_err(out_fail)?;
+    // The result must open under the new key before we say it is done.
+    SealedArchive::open(FileSource::open(&out).map_err(out_fail)?)
+        .and_then(|s| s.unlock(&new_key))
+        .map_err(|e| archive_fail(&out, &e))?;
+    if !a.quiet {
+        eprintln!(
+            "rekeyed {}: {} recipient(s); new data key and archive id (pin {} -> {}); earlier headers and the old key open nothing of it",
+            out.display(),
+            recipients.len(),
+            h.pin(),
+            new_header.pin()
+        );
+    }
+    Ok(())
+}

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 HERE = os.path.dirname(os.path.abspath(__file__))
 VECTORS = os.path.join(HERE, "..", "tests", "vectors")
 OUT = os.path.join(HERE, "seeds")
-KEYED = ["format_empty-dir", "format_single-file", "format_tree-aes", "format_tree-chacha"]
+KEYED = ["format_empty-dir", "format_single-file", "format_tree-aes", "format_tree-chacha", "reference_c4gh"]
 BROKEN = ["header_bad-magic", "header_unknown-suite", "index_flipped", "payload_flipped-chunk-2",
           "length_truncated-mid-chunk", "key_substituted-stanza"]
 

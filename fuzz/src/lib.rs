@@ -20,6 +20,7 @@ const KEYED: &[&str] = &[
     "format_single-file.hpcs",
     "format_tree-aes.hpcs",
     "format_tree-chacha.hpcs",
+    "reference_c4gh.hpcs",
 ];
 
 /// The data keys of the golden vectors (unwrapped once with their identity).
@@ -42,26 +43,39 @@ pub fn golden_keys() -> &'static [[u8; 32]] {
     })
 }
 
-/// The golden identities (for the stanza and results targets), loaded
-/// once per thread from a private copy of tests/vectors/identity.txt
-/// (`load_identities` refuses a file others can read, as the committed
-/// one is).
+/// Loads the golden identity from a private copy of
+/// tests/vectors/identity.txt (`load_identities` refuses a file others can
+/// read, as the committed one is).
+fn load_golden_identities() -> hpcs::keys::Identities {
+    use std::os::unix::fs::PermissionsExt;
+    let text = std::fs::read(std::path::Path::new(VECTORS).join("identity.txt"))
+        .expect("tests/vectors/identity.txt reads");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let copy = dir.path().join("identity.txt");
+    std::fs::write(&copy, text).expect("the private copy writes");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    hpcs::keys::load_identities(&copy).expect("the golden identity loads")
+}
+
+/// The golden identities (for the stanza and results targets), loaded once
+/// per thread.
 pub fn golden_identities() -> &'static hpcs::keys::Identities {
     thread_local! {
-        static IDS: &'static hpcs::keys::Identities = {
-            use std::os::unix::fs::PermissionsExt;
-            let text = std::fs::read(std::path::Path::new(VECTORS).join("identity.txt"))
-                .expect("tests/vectors/identity.txt reads");
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let copy = dir.path().join("identity.txt");
-            std::fs::write(&copy, text).expect("the private copy writes");
-            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
-                .expect("chmod 600");
-            let ids = hpcs::keys::load_identities(&copy).expect("the golden identity loads");
-            Box::leak(Box::new(ids))
-        };
+        static IDS: &'static hpcs::keys::Identities = Box::leak(Box::new(load_golden_identities()));
     }
     IDS.with(|ids| *ids)
+}
+
+/// The results keys of the results target: the golden age identity, no
+/// Crypt4GH key.
+pub fn golden_result_keys() -> &'static hpcs::results::ResultKeys {
+    thread_local! {
+        static KEYS: &'static hpcs::results::ResultKeys = Box::leak(Box::new(hpcs::results::ResultKeys {
+            age: load_golden_identities(),
+            c4gh: None,
+        }));
+    }
+    KEYS.with(|k| *k)
 }
 
 /// The golden identity's public key (tests/vectors/identity.txt's comment).
@@ -221,7 +235,8 @@ pub fn reference(bytes: &[u8], data_key: &[u8; 32], max_chunks: u64) -> Verdict 
         return Rejected("header length");
     }
     let suite = le16(bytes, 10);
-    if le32(bytes, 12) != 0 {
+    // Required features: only bit 1 (external Crypt4GH files) is known.
+    if le32(bytes, 12) & !2 != 0 {
         return Rejected("features");
     }
     if suite != 1 && suite != 2 {

@@ -46,6 +46,7 @@ pub fn run(input: &[u8]) {
     };
     let mut plain = rest.to_vec();
     let ids = crate::golden_identities();
+    let rkeys = crate::golden_result_keys();
     let key = SubKey::from_bytes(KEY);
     if mode & 4 != 0 {
         let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -61,8 +62,8 @@ pub fn run(input: &[u8]) {
                     "the sink holds exactly the size"
                 );
             }
-            let _ = hpcs::results::partial_run(f.path(), ids);
-        } else if let Ok(m) = hpcs::results::read_manifest(f.path(), ids, &key, &ARCHIVE) {
+            let _ = hpcs::results::partial_run(f.path(), rkeys);
+        } else if let Ok(m) = hpcs::results::read_manifest(f.path(), rkeys, &key, &ARCHIVE) {
             assert_eq!(m.info.archive_id, ARCHIVE);
         }
         return;
@@ -89,7 +90,7 @@ pub fn run(input: &[u8]) {
                 "the data follows the header"
             );
         }
-        let _ = hpcs::results::partial_run(f.path(), ids);
+        let _ = hpcs::results::partial_run(f.path(), rkeys);
     } else {
         if mode & 2 != 0 {
             if let Some(at) = plain.windows(5).rposition(|w| w == b"\nmac ") {
@@ -99,7 +100,7 @@ pub fn run(input: &[u8]) {
             }
         }
         let f = encrypt(&plain);
-        if let Ok(m) = hpcs::results::read_manifest(f.path(), ids, &key, &ARCHIVE) {
+        if let Ok(m) = hpcs::results::read_manifest(f.path(), rkeys, &key, &ARCHIVE) {
             assert_eq!(m.info.archive_id, ARCHIVE);
         }
     }

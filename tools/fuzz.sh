@@ -88,6 +88,9 @@ for t in "${targets[@]}"; do
     tmp=$(mktemp -d "$work/merge-$t.XXXXXX")
     "${nice[@]}" "$bin/$t" -merge=1 "$tmp" "fuzz/corpus/$t" "fuzz/seeds/$t" "$work/$t" \
       >"$work/$t.merge.log" 2>&1
+    # Named inputs (regression inputs of fixed findings) stay, whatever
+    # their coverage; libFuzzer names what it keeps by its SHA-1.
+    find "fuzz/corpus/$t" -type f ! -regex '.*/[0-9a-f]\{40\}' -exec cp {} "$tmp/" \;
     rm -rf "fuzz/corpus/$t" && mv "$tmp" "fuzz/corpus/$t"
     echo "fuzz: $t corpus minimised to $(find "fuzz/corpus/$t" -type f | wc -l) inputs" >&2
   fi

@@ -23,6 +23,7 @@ use clap::Parser;
     version,
     about = "Mount encrypted hpcs archives read-only, decrypting on demand in RAM",
     long_about,
+    verbatim_doc_comment,
     after_help = EXIT_HELP,
     override_usage = "hpcs-mount [OPTIONS] <ARCHIVE> <MOUNTPOINT> [-- <CMD> [ARGS]...]\n       \
                       hpcs-mount [OPTIONS] --archive NAME=ARCHIVE... <MOUNTPOINT> [-- <CMD> [ARGS]...]\n       \
@@ -242,3 +243,6 @@ Before mounting: 2 bad command line, 3 archive unreadable, 8 identity unusable,
 48 bad Vault/SPIFFE configuration. 7 bad --output-recipient, 39 results
 directory (--output) unusable or its manifest not written.
 Full list: README (EXIT CODES).";
+
+#[cfg(test)]
+hpcs_gen_docs::docs_are_current!(Cli, Some(hpcs::exit::TABLE));

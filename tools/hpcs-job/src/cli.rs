@@ -247,3 +247,7 @@ EXIT CODES of the generated job script (the Slurm job's exit code):
   202  an input verification script failed: the application was NOT started
   203  an output verification script failed
   204  the secret job script is missing or not executable in its archive";
+
+// hpcs-job has exit codes of its own (EXIT_HELP), not hpcs's.
+#[cfg(test)]
+hpcs_gen_docs::docs_are_current!(Cli, None);

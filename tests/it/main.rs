@@ -8,6 +8,7 @@ mod bench;
 mod format;
 mod mount;
 mod pack_cli;
+mod packaging;
 mod results;
 mod vault;
 mod vectors;

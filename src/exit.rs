@@ -94,6 +94,8 @@ pub const SPIFFE_UNAVAILABLE: u8 = 47;
 pub const VAULT_CONFIG: u8 = 48;
 /// Vault: no usable login on the secure device (no token, or login refused).
 pub const VAULT_LOGIN: u8 = 49;
+/// hpcs-mount: the scratch directory (--scratch) is unusable.
+pub const SCRATCH: u8 = 50;
 /// Interrupted by SIGINT or SIGTERM.
 pub const INTERRUPTED: u8 = 130;
 
@@ -217,6 +219,10 @@ pub const TABLE: &[(u8, &str)] = &[
     (
         VAULT_LOGIN,
         "no usable Vault login on this device (token missing, expired or refused)",
+    ),
+    (
+        SCRATCH,
+        "hpcs-mount: the scratch directory (--scratch) is unusable",
     ),
     (
         INTERRUPTED,

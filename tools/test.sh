@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-export HPCS_REQUIRE_FUSE=1 HPCS_REQUIRE_BAO=1 HPCS_REQUIRE_AGE=1 HPCS_REQUIRE_BOTH_BACKENDS=1 HPCS_REQUIRE_SHELLCHECK=1
+export HPCS_REQUIRE_FUSE=1 HPCS_REQUIRE_BAO=1 HPCS_REQUIRE_AGE=1 HPCS_REQUIRE_C4GH=1 HPCS_REQUIRE_BOTH_BACKENDS=1 HPCS_REQUIRE_SHELLCHECK=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --features hpcs/rustcrypto --locked -- -D warnings
 cargo clippy --workspace --all-targets --features hpcs/rustcrypto,hpcs/bench-ceilings --locked -- -D warnings

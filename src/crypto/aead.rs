@@ -14,50 +14,7 @@ use super::nonce::ChunkNonce;
 /// Bytes of authentication tag appended to every chunk (both suites).
 pub const TAG_LEN: usize = 16;
 
-/// The cipher suite recorded in the archive header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Suite {
-    /// AES-256-GCM (header value 1, the default).
-    Aes256Gcm,
-    /// ChaCha20-Poly1305 (header value 2), for CPUs without AES instructions.
-    ChaCha20Poly1305,
-}
-
-impl Suite {
-    /// Header encoding.
-    pub fn id(self) -> u16 {
-        match self {
-            Suite::Aes256Gcm => 1,
-            Suite::ChaCha20Poly1305 => 2,
-        }
-    }
-
-    /// Parses the header encoding; `None` for a suite this version does not know.
-    pub fn from_id(id: u16) -> Option<Suite> {
-        match id {
-            1 => Some(Suite::Aes256Gcm),
-            2 => Some(Suite::ChaCha20Poly1305),
-            _ => None,
-        }
-    }
-
-    /// The name used on the command line and in `inspect`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Suite::Aes256Gcm => "aes-256-gcm",
-            Suite::ChaCha20Poly1305 => "chacha20-poly1305",
-        }
-    }
-
-    /// Parses a command-line name.
-    pub fn from_name(name: &str) -> Option<Suite> {
-        match name {
-            "aes-256-gcm" => Some(Suite::Aes256Gcm),
-            "chacha20-poly1305" => Some(Suite::ChaCha20Poly1305),
-            _ => None,
-        }
-    }
-}
+pub use super::suite::Suite;
 
 /// An AEAD implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,11 +163,137 @@ impl ChunkCipher {
         }
     }
 
+    /// Encrypts `plaintext` into `out[..plaintext.len()]` and writes the tag
+    /// into the `TAG_LEN` bytes after it, leaving `plaintext` untouched
+    /// (out of place: the plaintext is never copied, so it stays only where
+    /// the caller keeps it; the scratch directory seals straight from the
+    /// FUSE request into a ciphertext buffer). Same bytes as
+    /// [`ChunkCipher::seal_with`] over a copy of `plaintext`.
+    ///
+    /// # Panics
+    /// If `out.len() != plaintext.len() + TAG_LEN` (a caller bug).
+    pub(crate) fn seal_into(&self, n: [u8; 12], plaintext: &[u8], out: &mut [u8]) {
+        assert_eq!(
+            out.len(),
+            plaintext.len() + TAG_LEN,
+            "ciphertext buffer holds the plaintext and a tag"
+        );
+        let (ct, tag_out) = out.split_at_mut(plaintext.len());
+        match &self.inner {
+            #[cfg(feature = "aws-lc")]
+            Inner::AwsLc(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                key.seal_out_of_place_scatter(
+                    Nonce::assume_unique_for_key(n),
+                    Aad::empty(),
+                    plaintext,
+                    ct,
+                    &[],
+                    tag_out,
+                )
+                .expect("buffer lengths checked above");
+            }
+            #[cfg(feature = "rustcrypto")]
+            Inner::RcAes(c) => {
+                use aes_gcm::aead::{inout::InOutBuf, AeadInOut};
+                let buf = InOutBuf::new(plaintext, ct).expect("equal lengths");
+                let tag = c
+                    .encrypt_inout_detached(&n.into(), &[], buf)
+                    .expect("block is far below the AEAD length limit");
+                tag_out.copy_from_slice(&tag);
+            }
+            #[cfg(feature = "rustcrypto")]
+            Inner::RcChaCha(c) => {
+                use chacha20poly1305::aead::{inout::InOutBuf, AeadInOut};
+                let buf = InOutBuf::new(plaintext, ct).expect("equal lengths");
+                let tag = c
+                    .encrypt_inout_detached(&n.into(), &[], buf)
+                    .expect("block is far below the AEAD length limit");
+                tag_out.copy_from_slice(&tag);
+            }
+        }
+    }
+
+    /// Authenticates `sealed` (`ciphertext || tag`) and decrypts it into
+    /// `out` (`sealed.len() - TAG_LEN` bytes), leaving `sealed` untouched:
+    /// the plaintext appears only in `out` (locked memory for the scratch
+    /// directory). On failure `out` is wiped.
+    pub(crate) fn open_into_raw(
+        &self,
+        n: [u8; 12],
+        sealed: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), OpenError> {
+        let Some(split) = sealed.len().checked_sub(TAG_LEN) else {
+            return Err(OpenError);
+        };
+        if out.len() != split {
+            return Err(OpenError);
+        }
+        let (ct, tag) = sealed.split_at(split);
+        let ok = match &self.inner {
+            #[cfg(feature = "aws-lc")]
+            Inner::AwsLc(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                key.open_separate_gather(
+                    Nonce::assume_unique_for_key(n),
+                    Aad::empty(),
+                    ct,
+                    tag,
+                    out,
+                )
+                .is_ok()
+            }
+            #[cfg(feature = "rustcrypto")]
+            Inner::RcAes(c) => {
+                use aes_gcm::aead::{inout::InOutBuf, AeadInOut};
+                match (InOutBuf::new(ct, out), <&aes_gcm::Tag>::try_from(tag)) {
+                    (Ok(buf), Ok(tag)) => {
+                        c.decrypt_inout_detached(&n.into(), &[], buf, tag).is_ok()
+                    }
+                    _ => false,
+                }
+            }
+            #[cfg(feature = "rustcrypto")]
+            Inner::RcChaCha(c) => {
+                use chacha20poly1305::aead::{inout::InOutBuf, AeadInOut};
+                match (
+                    InOutBuf::new(ct, out),
+                    <&chacha20poly1305::Tag>::try_from(tag),
+                ) {
+                    (Ok(buf), Ok(tag)) => {
+                        c.decrypt_inout_detached(&n.into(), &[], buf, tag).is_ok()
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            zeroize::Zeroize::zeroize(out);
+            Err(OpenError)
+        }
+    }
+
     /// Authenticates and decrypts `ciphertext || tag` in place. On success the
     /// plaintext is `buf[..buf.len() - TAG_LEN]`. On failure the buffer holds
     /// no plaintext the caller may use (it is wiped before returning).
     pub fn open(&self, nonce: ChunkNonce, buf: &mut [u8]) -> Result<(), OpenError> {
         self.open_with(nonce.to_bytes(), buf)
+    }
+
+    /// Authenticates `stored` (`ciphertext || tag`) and decrypts it into
+    /// `out` (exactly the ciphertext's length), leaving `stored` untouched.
+    /// On failure `out` holds no plaintext the caller may use (it is wiped
+    /// before returning).
+    pub fn open_into(
+        &self,
+        nonce: ChunkNonce,
+        stored: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), OpenError> {
+        self.open_into_raw(nonce.to_bytes(), stored, out)
     }
 
     /// [`ChunkCipher::open`] with raw nonce bytes.
@@ -255,6 +338,47 @@ impl ChunkCipher {
         } else {
             zeroize::Zeroize::zeroize(buf);
             Err(OpenError)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Out-of-place sealing gives the bytes in-place sealing gives, on every
+    /// backend and suite; opening into another buffer restores the
+    /// plaintext, leaves the input alone, and wipes the output on failure.
+    #[test]
+    fn out_of_place_matches_in_place() {
+        let key = SubKey::from_bytes([9; 32]);
+        let pt: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+        let n = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        for suite in [Suite::Aes256Gcm, Suite::ChaCha20Poly1305] {
+            let mut first: Option<Vec<u8>> = None;
+            for &backend in Backend::all() {
+                let c = ChunkCipher::new(suite, backend, &key);
+                let mut inplace = pt.clone();
+                inplace.extend_from_slice(&[0; TAG_LEN]);
+                c.seal_with(n, &mut inplace);
+                let mut sealed = vec![0u8; pt.len() + TAG_LEN];
+                c.seal_into(n, &pt, &mut sealed);
+                assert_eq!(sealed, inplace, "{suite:?} {backend:?}");
+                let first = first.get_or_insert_with(|| sealed.clone());
+                assert_eq!(&sealed, first, "backends agree");
+                let mut out = vec![0u8; pt.len()];
+                c.open_into_raw(n, &sealed, &mut out).unwrap();
+                assert_eq!(out, pt);
+                let mut bad = sealed.clone();
+                bad[100] ^= 1;
+                assert_eq!(c.open_into_raw(n, &bad, &mut out), Err(OpenError));
+                assert!(out.iter().all(|&b| b == 0), "wiped after a failure");
+                let mut other = n;
+                other[11] ^= 1;
+                assert_eq!(c.open_into_raw(other, &sealed, &mut out), Err(OpenError));
+                assert_eq!(c.open_into_raw(n, &sealed[..10], &mut out), Err(OpenError));
+                assert_eq!(c.open_into_raw(n, &sealed, &mut out[1..]), Err(OpenError));
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::aead::Suite;
+use super::suite::Suite;
 
 /// Length of every key in the format.
 pub const KEY_LEN: usize = 32;

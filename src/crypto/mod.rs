@@ -23,6 +23,7 @@ pub mod offsets;
 pub mod reader;
 pub mod source;
 pub mod stream;
+pub mod suite;
 pub mod writer;
 
 pub use aead::{Backend, Suite};

@@ -121,9 +121,9 @@ enum Opening {
     Parallel,
     /// Authenticate and decrypt them on this thread.
     Serial,
-    /// Leave them as stored (the no-crypto benchmark ceiling only).
-    #[cfg(feature = "bench-ceilings")]
-    Skip,
+    /// Leave them sealed, as stored: [`Archive::open_chunk_into`] or
+    /// [`Archive::open_chunk_in_place`] authenticates them later.
+    Sealed,
 }
 
 /// An unlocked archive: authenticated header, validated index, ready to read.
@@ -189,14 +189,41 @@ impl<S: Source> Archive<S> {
         self.read_chunks_in(first, slots, Opening::Serial)
     }
 
-    /// Benchmarks only (the no-crypto ceiling; cargo feature
-    /// `bench-ceilings`, never in a default build): [`Archive::read_chunks`]
-    /// without opening the chunks. The slots keep the stored (encrypted,
-    /// unauthenticated) bytes.
-    #[cfg(feature = "bench-ceilings")]
-    #[doc(hidden)]
-    pub fn read_chunks_stored(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), Error> {
-        self.read_chunks_in(first, slots, Opening::Skip)
+    /// Reads data chunks `first, first + 1, …` into `slots` as stored
+    /// (ciphertext || tag, each exactly `chunk_stored_len(i)` bytes) with one
+    /// vectored positional read, without opening them: nothing in the slots
+    /// is plaintext or authenticated until [`Archive::open_chunk_into`] or
+    /// [`Archive::open_chunk_in_place`] says so. This is how the FUSE cache
+    /// loads, so that a chunk is decrypted once, straight where its
+    /// plaintext is needed.
+    pub fn read_chunks_sealed(&self, first: u64, slots: &mut [&mut [u8]]) -> Result<(), Error> {
+        self.read_chunks_in(first, slots, Opening::Sealed)
+    }
+
+    /// Authenticates data chunk `i`, read with [`Archive::read_chunks_sealed`]
+    /// into `stored`, and decrypts it into `out` (its plaintext length), for
+    /// example straight into a reply buffer; `stored` is left as it was. On
+    /// failure `out` holds no plaintext.
+    pub fn open_chunk_into(&self, i: u64, stored: &[u8], out: &mut [u8]) -> Result<(), Error> {
+        self.data
+            .open_chunk_into(i, stored, out)
+            .map_err(|chunk| Error::ChunkAuth {
+                stream: StreamKind::Data,
+                chunk,
+            })
+    }
+
+    /// Authenticates and decrypts data chunk `i`, read with
+    /// [`Archive::read_chunks_sealed`], in place: on success the plaintext is
+    /// the first `stored.len() - TAG_LEN` bytes; on failure `stored` holds
+    /// no plaintext.
+    pub fn open_chunk_in_place(&self, i: u64, stored: &mut [u8]) -> Result<(), Error> {
+        self.data
+            .open_chunk(i, stored)
+            .map_err(|chunk| Error::ChunkAuth {
+                stream: StreamKind::Data,
+                chunk,
+            })
     }
 
     fn read_chunks_in(
@@ -223,8 +250,7 @@ impl<S: Source> Archive<S> {
         let opened = match opening {
             Opening::Parallel => self.data.open_slots(first, slots),
             Opening::Serial => self.data.open_slots_serial(first, slots),
-            #[cfg(feature = "bench-ceilings")]
-            Opening::Skip => Ok(()),
+            Opening::Sealed => Ok(()),
         };
         opened.map_err(|chunk| Error::ChunkAuth {
             stream: StreamKind::Data,

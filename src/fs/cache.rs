@@ -4,8 +4,13 @@
 //! locked, non-dumpable [`SlotArena`]; the arena's size is the cache bound.
 //! Loading is single-flight: a reader that misses *claims* a run of
 //! consecutive absent chunks (inserting them as `Loading` with a slot each),
-//! fills them with one vectored read and publishes them; any other reader of
-//! those chunks waits on the entry instead of decrypting it again. Eviction is
+//! fills them with one vectored read and publishes them *sealed* (the
+//! chunks as stored, not yet authenticated, as [`Sealed`]); any other reader
+//! of those chunks waits on the entry instead of reading it again. A sealed
+//! chunk becomes plaintext only where it is needed: a reader that wants all
+//! of it decrypts it straight into its reply ([`Sealed::stored`]), one that
+//! wants part of it opens it in the slot once ([`ChunkCache::open`], the
+//! entry then holds a [`Ready`] chunk for every later reader). Eviction is
 //! CLOCK (second chance) over insertion order and never touches a chunk that
 //! is still loading; an evicted slot nobody holds goes straight to the next
 //! load, whose backing read overwrites it, and any other slot is wiped when
@@ -23,7 +28,8 @@ use crate::secmem::{Slot, SlotArena};
 /// (archive index, chunk index).
 pub type Key = (u32, u64);
 
-/// A loaded chunk: its plaintext is the first `len` bytes of the slot.
+/// An opened chunk: its authentic plaintext is the first `len` bytes of
+/// the slot.
 pub struct Ready {
     slot: Slot,
     len: usize,
@@ -36,8 +42,41 @@ impl Ready {
     }
 }
 
+/// A chunk as stored in the archive (ciphertext || tag), not yet
+/// authenticated: its bytes are never plaintext and are only ever given to
+/// the AEAD.
+pub struct Sealed {
+    slot: Slot,
+    len: usize,
+}
+
+impl Sealed {
+    /// The stored bytes (ciphertext || tag).
+    pub fn stored(&self) -> &[u8] {
+        self.slot.as_slice().get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// What [`ChunkCache::open`] did.
+pub enum Opened {
+    /// The chunk is open, for this reader and every later one.
+    Ready(Arc<Ready>),
+    /// Someone else holds the sealed chunk: it was left as it is.
+    Shared(Arc<Sealed>),
+}
+
+/// What a finished load holds.
+#[derive(Clone)]
+pub enum Loaded {
+    /// Opened: plaintext.
+    Ready(Arc<Ready>),
+    /// Read, not yet opened.
+    Sealed(Arc<Sealed>),
+}
+
 enum State {
     Loading,
+    Sealed(Arc<Sealed>),
     Ready(Arc<Ready>),
     Failed,
 }
@@ -52,11 +91,12 @@ pub struct Entry {
 
 impl Entry {
     /// Waits for the load to finish: the chunk, or `None` if loading failed.
-    pub fn wait(&self) -> Option<Arc<Ready>> {
+    pub fn wait(&self) -> Option<Loaded> {
         let mut g = self.state.lock().ok()?;
         loop {
             match &*g {
-                State::Ready(r) => return Some(Arc::clone(r)),
+                State::Ready(r) => return Some(Loaded::Ready(Arc::clone(r))),
+                State::Sealed(r) => return Some(Loaded::Sealed(Arc::clone(r))),
                 State::Failed => return None,
                 State::Loading => g = self.done.wait(g).ok()?,
             }
@@ -238,13 +278,68 @@ impl ChunkCache {
         None
     }
 
-    /// The slot of a ready entry that has no other holder.
+    /// The slot of a loaded entry that has no other holder.
     fn unshared_slot(e: Arc<Entry>) -> Option<Slot> {
         let state = Arc::try_unwrap(e).ok()?.state.into_inner().ok()?;
         match state {
             State::Ready(r) => Arc::try_unwrap(r).ok().map(|r| r.slot),
+            State::Sealed(r) => Arc::try_unwrap(r).ok().map(|r| r.slot),
             _ => None,
         }
+    }
+
+    /// Opens the sealed chunk `sealed` of entry `e` (key `key`) in its slot
+    /// for every later reader: `open` gets the stored bytes and returns the
+    /// plaintext length, or an error. While it runs the entry is loading
+    /// (other readers wait for it). [`Opened::Shared`] gives the chunk back
+    /// when another reader holds it too, or it is not the entry's sealed
+    /// chunk any more: it stays as it is (open a copy instead). On an error
+    /// the entry fails and leaves the cache, and the slot is wiped.
+    pub fn open<E>(
+        &self,
+        key: Key,
+        e: &Entry,
+        sealed: Arc<Sealed>,
+        open: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<Opened, E> {
+        {
+            let mut g = e.state.lock().unwrap_or_else(|p| p.into_inner());
+            match &*g {
+                State::Sealed(r) if Arc::ptr_eq(r, &sealed) => *g = State::Loading,
+                _ => return Ok(Opened::Shared(sealed)),
+            }
+        } // the entry's reference is dropped here
+        let mut s = match Arc::try_unwrap(sealed) {
+            Ok(s) => s,
+            Err(shared) => {
+                e.finish(State::Sealed(Arc::clone(&shared)));
+                return Ok(Opened::Shared(shared));
+            }
+        };
+        let n = s.len;
+        // A slot is at least as long as its chunk (`Claim::buffers`); an
+        // empty buffer fails to open, so a mistake fails closed.
+        let opened = open(s.slot.as_mut_slice().get_mut(..n).unwrap_or_default());
+        match opened {
+            Ok(len) => {
+                let r = Arc::new(Ready { slot: s.slot, len });
+                e.finish(State::Ready(Arc::clone(&r)));
+                Ok(Opened::Ready(r))
+            }
+            Err(err) => {
+                drop(s); // the slot is wiped
+                e.finish(State::Failed);
+                self.remove(key, e.gen);
+                Err(err)
+            }
+        }
+    }
+
+    /// Takes a chunk that failed authentication out of the cache: entry
+    /// `e` fails (its waiters give up) and leaves the map.
+    pub fn discard(&self, key: Key, e: &Entry) {
+        e.finish(State::Failed);
+        self.remove(key, e.gen);
     }
 
     fn remove(&self, key: Key, gen: u64) {
@@ -315,19 +410,20 @@ impl<'a> Claim<'a> {
             .collect()
     }
 
-    /// Publishes the run as loaded; chunk `i` holds `plain_len(i)` bytes.
-    pub fn publish(mut self, plain_len: impl Fn(u64) -> usize) -> Vec<Arc<Ready>> {
+    /// Publishes the run as read but sealed; chunk `i` holds `stored_len(i)`
+    /// bytes as stored. Returns the entries with their chunks.
+    pub fn publish(mut self, stored_len: impl Fn(u64) -> usize) -> Vec<(Arc<Entry>, Loaded)> {
         let first = self.first;
         let mut out = Vec::with_capacity(self.items.len());
         for (k, (e, slot)) in self.items.iter_mut().enumerate() {
             match slot.take() {
                 Some(slot) => {
-                    let r = Arc::new(Ready {
+                    let r = Arc::new(Sealed {
                         slot,
-                        len: plain_len(first + k as u64),
+                        len: stored_len(first + k as u64),
                     });
-                    e.finish(State::Ready(Arc::clone(&r)));
-                    out.push(r);
+                    e.finish(State::Sealed(Arc::clone(&r)));
+                    out.push((Arc::clone(e), Loaded::Sealed(r)));
                 }
                 None => e.finish(State::Failed),
             }
@@ -384,14 +480,80 @@ mod tests {
         n
     }
 
+    /// The chunk `i` as a reader sees it: opened (here: "decrypted" by
+    /// adding 100 to every byte) on first use.
+    fn read(c: &ChunkCache, i: u64) -> Vec<u8> {
+        loop {
+            let e = c.get((0, i)).unwrap();
+            let opened = match e.wait().unwrap() {
+                Loaded::Ready(r) => return r.data().to_vec(),
+                Loaded::Sealed(s) => c.open((0, i), &e, s, |b| {
+                    b.iter_mut().for_each(|x| *x += 100);
+                    Ok::<usize, ()>(b.len() - 2)
+                }),
+            };
+            if let Opened::Ready(r) = opened.unwrap() {
+                return r.data().to_vec();
+            }
+            std::thread::yield_now(); // another reader held it: again
+        }
+    }
+
+    /// Entry `i` and its chunk, which must be sealed.
+    fn sealed(c: &ChunkCache, i: u64) -> (Arc<Entry>, Arc<Sealed>) {
+        let e = c.get((0, i)).unwrap();
+        match e.wait() {
+            Some(Loaded::Sealed(s)) => (e, s),
+            _ => panic!("chunk {i} is not sealed"),
+        }
+    }
+
     #[test]
     fn claims_stop_at_present_chunks() {
         let c = cache(8);
         assert_eq!(load(&c, 2, 1), 1);
         assert_eq!(load(&c, 0, 5), 2, "0 and 1; 2 is present");
         assert!(c.claim(0, 2, 3, false).is_empty());
-        let r = c.get((0, 1)).unwrap().wait().unwrap();
-        assert_eq!(r.data(), &[1u8; 8]);
+        assert_eq!(read(&c, 1), &[101u8; 6]);
+    }
+
+    #[test]
+    fn a_sealed_chunk_is_opened_once_for_every_reader() {
+        let c = cache(4);
+        load(&c, 0, 1);
+        assert_eq!(read(&c, 0), &[100u8; 6]);
+        // Now ready: the next reader gets the plaintext without opening.
+        let e = c.get((0, 0)).unwrap();
+        assert!(matches!(e.wait(), Some(Loaded::Ready(_))));
+        assert_eq!(read(&c, 0), &[100u8; 6]);
+    }
+
+    #[test]
+    fn a_chunk_that_fails_to_open_leaves_the_cache() {
+        let c = cache(4);
+        load(&c, 3, 1);
+        let (e, s) = sealed(&c, 3);
+        assert!(matches!(
+            c.open((0, 3), &e, s, |_| Err("bad tag")),
+            Err("bad tag")
+        ));
+        assert!(e.wait().is_none(), "waiters fail");
+        assert!(!c.contains((0, 3)));
+        assert_eq!(c.arena().free_count(), 4, "slot wiped and freed");
+    }
+
+    #[test]
+    fn a_shared_sealed_chunk_stays_sealed() {
+        let c = cache(4);
+        load(&c, 0, 1);
+        let (e, s) = sealed(&c, 0);
+        let other = Arc::clone(&s); // another reader decrypting it meanwhile
+        let back = c.open((0, 0), &e, s, |_| Ok::<usize, ()>(6)).unwrap();
+        assert!(matches!(back, Opened::Shared(_)));
+        assert!(matches!(e.wait(), Some(Loaded::Sealed(_))));
+        assert_eq!(other.stored(), &[0u8; 8]);
+        c.discard((0, 0), &e);
+        assert!(e.wait().is_none() && !c.contains((0, 0)));
     }
 
     #[test]
@@ -411,10 +573,14 @@ mod tests {
     fn held_chunks_survive_eviction_until_released() {
         let c = cache(2);
         load(&c, 0, 2);
-        let held = c.get((0, 0)).unwrap().wait().unwrap();
+        let held = read(&c, 0);
+        let e = c.get((0, 0)).unwrap();
+        let Some(Loaded::Ready(r)) = e.wait() else {
+            panic!("opened")
+        };
         // Both slots taken; one is held by a reader: only one can be reused.
         assert_eq!(c.claim(0, 10, 2, false).len(), 1);
-        assert_eq!(held.data(), &[0u8; 8], "held data intact");
+        assert_eq!(r.data(), &held[..], "held data intact");
     }
 
     #[test]
@@ -436,8 +602,8 @@ mod tests {
                 let c = Arc::clone(&c);
                 let loads = Arc::clone(&loads);
                 std::thread::spawn(move || loop {
-                    if let Some(e) = c.get((0, 7)) {
-                        return e.wait().unwrap().data().to_vec();
+                    if c.contains((0, 7)) {
+                        return read(&c, 7);
                     }
                     let mut cl = c.claim(0, 7, 1, true);
                     if cl.is_empty() {
@@ -446,12 +612,13 @@ mod tests {
                     loads.fetch_add(1, Ordering::SeqCst);
                     std::thread::yield_now();
                     cl.buffers(|_| 4).unwrap()[0].fill(9);
-                    return cl.publish(|_| 4)[0].data().to_vec();
+                    cl.publish(|_| 4);
+                    return read(&c, 7);
                 })
             })
             .collect();
         for t in threads {
-            assert_eq!(t.join().unwrap(), vec![9u8; 4]);
+            assert_eq!(t.join().unwrap(), vec![109u8; 2]);
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
     }

@@ -42,8 +42,8 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         serve("readlink", reply, || self.inner.readlink(ino));
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        serve("statfs", reply, || self.inner.statfs());
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        serve("statfs", reply, || self.inner.statfs(ino));
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
@@ -132,7 +132,7 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
@@ -147,6 +147,7 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
             uid,
             gid,
             size,
+            atime,
             mtime,
         };
         serve("setattr", reply, || self.inner.setattr(ino, set));
@@ -177,8 +178,8 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         serve("rmdir", reply, || self.inner.rmdir(p, n));
     }
 
-    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
-        serve("symlink", reply, || self.inner.symlink());
+    fn symlink(&self, _req: &Request, p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        serve("symlink", reply, || self.inner.symlink(p));
     }
 
     fn rename(
@@ -194,8 +195,8 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         serve("rename", reply, || self.inner.rename(p, n, np, nn, f));
     }
 
-    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
-        serve("link", reply, || self.inner.link());
+    fn link(&self, _req: &Request, _i: INodeNo, np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        serve("link", reply, || self.inner.link(np));
     }
 
     fn write(
@@ -235,12 +236,12 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
         _req: &Request,
         i: INodeNo,
         _fh: FileHandle,
-        _o: u64,
-        _l: u64,
-        _m: i32,
+        o: u64,
+        l: u64,
+        m: i32,
         reply: ReplyEmpty,
     ) {
-        serve("fallocate", reply, || self.inner.fallocate(i));
+        serve("fallocate", reply, || self.inner.fallocate(i, o, l, m));
     }
 
     fn copy_file_range(
@@ -264,17 +265,17 @@ impl<S: Source + 'static> Filesystem for HpcsFs<S> {
     fn setxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _name: &OsStr,
         _value: &[u8],
         _flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        serve("setxattr", reply, || self.inner.set_or_remove_xattr());
+        serve("setxattr", reply, || self.inner.set_or_remove_xattr(ino));
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        serve("removexattr", reply, || self.inner.set_or_remove_xattr());
+    fn removexattr(&self, _req: &Request, ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        serve("removexattr", reply, || self.inner.set_or_remove_xattr(ino));
     }
 }

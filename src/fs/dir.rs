@@ -2,7 +2,8 @@
 //! directory, archive directories and the results directory.
 //!
 //! Archive directories never change, so the kernel may cache their listings
-//! (`FOPEN_CACHE_DIR`); the results directory's may not be cached. A listing
+//! (`FOPEN_CACHE_DIR`); the results and scratch directories' may not be
+//! cached. A listing
 //! is ".", "..", then the children in index order; offset `k` resumes after
 //! entry `k - 1`.
 
@@ -17,6 +18,7 @@ use crate::crypto::Source;
 use super::attr::{self, Ino};
 use super::errors::FsError;
 use super::output::{is_output, OUTPUT_INO};
+use super::scratch::{is_scratch, SCRATCH_INO};
 use super::Inner;
 
 impl<S: Source + 'static> Inner<S> {
@@ -24,7 +26,7 @@ impl<S: Source + 'static> Inner<S> {
         if self.getattr(ino)?.kind != FileType::Directory {
             return Err(FsError::NotDir);
         }
-        let flags = if is_output(ino.0) {
+        let flags = if is_output(ino.0) || is_scratch(ino.0) {
             FopenFlags::empty()
         } else {
             FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
@@ -40,8 +42,12 @@ impl<S: Source + 'static> Inner<S> {
         offset: u64,
         reply: &mut ReplyDirectory,
     ) -> Result<(), FsError> {
-        if let Some(o) = self.output_of(ino.0) {
-            let entries = o.readdir(ino.0, offset)?;
+        let listed = match (self.output_of(ino.0), self.scratch_of(ino.0)) {
+            (Some(o), _) => Some(o.readdir(ino.0, offset)?),
+            (_, Some(s)) => Some(s.readdir(ino.0, offset)?),
+            _ => None,
+        };
+        if let Some(entries) = listed {
             let end = offset + entries.len() as u64;
             fill(reply, offset, end, |idx| {
                 let (i, kind, name) = entries.get((idx - offset) as usize)?;
@@ -52,7 +58,12 @@ impl<S: Source + 'static> Inner<S> {
         match self.resolve(ino)? {
             Ino::Top => {
                 let out = self.output.as_ref().map(|o| o.name().as_bytes());
-                let total = 2 + self.names.len() as u64 + u64::from(out.is_some());
+                let scratch = self.scratch.as_ref().map(|s| s.name().as_bytes());
+                let extra: Vec<(u64, &[u8])> = [(OUTPUT_INO, out), (SCRATCH_INO, scratch)]
+                    .into_iter()
+                    .filter_map(|(i, n)| Some((i, n?)))
+                    .collect();
+                let total = 2 + self.names.len() as u64 + extra.len() as u64;
                 fill(reply, offset, total, |idx| match idx {
                     0 => Some((1, FileType::Directory, b".")),
                     1 => Some((1, FileType::Directory, b"..")),
@@ -62,7 +73,9 @@ impl<S: Source + 'static> Inner<S> {
                             FileType::Directory,
                             n.as_bytes(),
                         )),
-                        None => out.map(|n| (OUTPUT_INO, FileType::Directory, n)),
+                        None => extra
+                            .get((k - 2) as usize - self.names.len())
+                            .map(|&(i, n)| (i, FileType::Directory, n)),
                     },
                 });
             }

@@ -1,5 +1,5 @@
-//! Every failure of a FUSE operation, on the archive side and in the results
-//! directory alike, and the one place that turns it into an errno (gocryptfs
+//! Every failure of a FUSE operation, on the archive side, in the results
+//! directory and in the scratch directory alike, and the one place that turns it into an errno (gocryptfs
 //! `doRead` style). Operations return `Result<_, FsError>`; only
 //! [`FsError::errno`] decides what the kernel sees, and only `reply::answer`
 //! calls it. Authentication failures, I/O errors on the backing archive and
@@ -61,9 +61,17 @@ pub enum FsError {
     CrossDevice,
     /// fallocate in the results directory.
     Unsupported,
-    /// Writing a results object to its storage failed (its errno is kept,
-    /// `EIO` when it has none).
+    /// Writing a results object, or reading or writing the scratch
+    /// directory's backing file, failed (its errno is kept, `EIO` when it
+    /// has none).
     Storage(io::Error),
+    /// The scratch directory is full (its size limit, or its entry limit).
+    NoSpace,
+    /// A scratch file would grow past the largest size it can have.
+    TooBig,
+    /// A scratch block failed authentication, or its stored copy is missing
+    /// (changed, moved, rolled back or truncated on storage).
+    Tampered,
 }
 
 impl FsError {
@@ -77,7 +85,7 @@ impl FsError {
             FsError::ReadOnly => Errno::EROFS,
             FsError::NoXattr => Errno::NO_XATTR,
             FsError::BadHandle => Errno::EBADF,
-            FsError::Archive(_) | FsError::Internal(_) => Errno::EIO,
+            FsError::Archive(_) | FsError::Internal(_) | FsError::Tampered => Errno::EIO,
             FsError::NotImplemented => Errno::ENOSYS,
             FsError::Exists => Errno::EEXIST,
             FsError::NotEmpty => Errno::ENOTEMPTY,
@@ -88,6 +96,8 @@ impl FsError {
             FsError::CrossDevice => Errno::EXDEV,
             FsError::Unsupported => Errno::EOPNOTSUPP,
             FsError::Storage(e) => Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO)),
+            FsError::NoSpace => Errno::ENOSPC,
+            FsError::TooBig => Errno::EFBIG,
         }
     }
 }
@@ -137,6 +147,9 @@ mod tests {
             (FsError::Unsupported, Errno::EOPNOTSUPP),
             (FsError::NotImplemented, Errno::ENOSYS),
             (FsError::BadHandle, Errno::EBADF),
+            (FsError::NoSpace, Errno::ENOSPC),
+            (FsError::TooBig, Errno::EFBIG),
+            (FsError::Tampered, Errno::EIO),
         ] {
             assert_eq!(e.errno(), want, "{e:?}");
         }

@@ -7,7 +7,8 @@
 //! into a locked per-thread reply buffer, positionally, with no cursor shared
 //! between readers. A failed read logs the file and chunk before it replies
 //! `EIO`, so whoever sees the error finds its explanation in the log.
-//! Results files (write-only) are opened here too but never read.
+//! Results files (write-only) are opened here too but never read; scratch
+//! files are opened, read and released by [`super::scratch`].
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -24,13 +25,15 @@ use super::errors::FsError;
 use super::read::ReadFailure;
 use super::readahead::Sequential;
 use super::reply::answer;
-use super::{Inner, MAX_REQUEST, PREFETCH_PIECE};
+use super::{Inner, MAX_REQUEST, PREFETCH_PIECE, SMALL_FILE};
 
 /// An open archive file.
 pub(super) struct Handle {
     archive: usize,
     node: NodeId,
     seq: Mutex<Sequential>,
+    /// A small file read through the page cache (see [`super::SMALL_FILE`]).
+    small: bool,
 }
 
 thread_local! {
@@ -38,8 +41,9 @@ thread_local! {
     static REPLY_BUF: RefCell<Option<Region>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` on a locked per-thread buffer of at least `n` bytes.
-fn with_reply_buf<R>(n: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, FsError> {
+/// Runs `f` on a locked per-thread buffer of at least `n` bytes (also the
+/// scratch directory's plaintext buffer: one per FUSE thread in all).
+pub(super) fn with_reply_buf<R>(n: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, FsError> {
     REPLY_BUF.with(|cell| {
         let mut b = cell
             .try_borrow_mut()
@@ -86,24 +90,43 @@ impl<S: Source + 'static> Inner<S> {
             // No page cache: the bytes go straight to the encrypting writer.
             return Ok((FileHandle(0), FopenFlags::FOPEN_DIRECT_IO));
         }
+        if let Some(s) = self.scratch_of(ino.0) {
+            return Ok((FileHandle(0), s.open(ino.0)?));
+        }
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return Err(FsError::ReadOnly);
         }
         let (archive, id, node) = self.entry(ino)?;
-        if !matches!(node.kind, Kind::File { .. }) {
+        let Kind::File { size, .. } = node.kind else {
             return Err(FsError::IsDir);
+        };
+        let direct = self.direct_io.load(Ordering::Relaxed);
+        // In automatic direct-I/O mode a small file goes through the page
+        // cache, its pages dropped at its last close (see release).
+        let small = direct
+            && self.cfg.direct_io.is_none()
+            && size <= SMALL_FILE
+            && self.notifier.get().is_some();
+        if small {
+            *self
+                .small_open
+                .lock()
+                .map_err(|_| FsError::Internal("small-file table"))?
+                .entry(ino.0)
+                .or_insert(0) += 1;
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let h = Arc::new(Handle {
             archive,
             node: id,
             seq: Mutex::new(Sequential::default()),
+            small,
         });
         self.handles
             .lock()
             .map_err(|_| FsError::Internal("handle table"))?
             .insert(fh, h);
-        let fl = if self.direct_io.load(Ordering::Relaxed) {
+        let fl = if direct && !small {
             FopenFlags::FOPEN_DIRECT_IO
         } else {
             FopenFlags::FOPEN_KEEP_CACHE
@@ -111,17 +134,48 @@ impl<S: Source + 'static> Inner<S> {
         Ok((FileHandle(fh), fl))
     }
 
-    /// The last close of a file: a results file finishes its object.
+    /// The last close of a file: a results file finishes its object; a small
+    /// file read through the page cache has its pages dropped once no handle
+    /// of it is left, so no plaintext stays in the kernel page cache.
     pub(super) fn release(&self, ino: INodeNo, fh: FileHandle) -> Result<(), FsError> {
-        match self.output_of(ino.0) {
-            Some(o) => o.release(ino.0),
-            None => {
-                if let Ok(mut h) = self.handles.lock() {
-                    h.remove(&fh.0);
+        if let Some(s) = self.scratch_of(ino.0) {
+            s.release(ino.0);
+            return Ok(());
+        }
+        if let Some(o) = self.output_of(ino.0) {
+            o.release(ino.0);
+            return Ok(());
+        }
+        let h = self.handles.lock().ok().and_then(|mut h| h.remove(&fh.0));
+        if h.is_some_and(|h| h.small) && self.last_small_close(ino.0) {
+            if let Some(n) = self.notifier.get() {
+                // Offset 0, length 0: every page of the file.
+                if let Err(e) = n.inval_inode(ino, 0, 0) {
+                    crate::log::log(
+                        0,
+                        format_args!("dropping the cached pages of a closed file failed: {e}"),
+                    );
                 }
             }
         }
         Ok(())
+    }
+
+    /// Counts one close of small file `ino`; true when it was the last.
+    fn last_small_close(&self, ino: u64) -> bool {
+        let Ok(mut open) = self.small_open.lock() else {
+            return true; // poisoned: drop the pages anyway
+        };
+        match open.get_mut(&ino) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                open.remove(&ino);
+                true
+            }
+        }
     }
 
     /// Nothing to do at close(2) (results are finished at release): ENOSYS
@@ -156,6 +210,9 @@ impl<S: Source + 'static> Inner<S> {
         if self.output_of(ino.0).is_some() {
             // Results are encrypted to the user: the node cannot read them.
             return answer(reply, Err(FsError::WriteOnly));
+        }
+        if let Some(s) = self.scratch_of(ino.0) {
+            return s.read(ino.0, offset, size, reply);
         }
         let (archive, id, node) = match self.entry(ino) {
             Ok(x) => x,

@@ -25,8 +25,9 @@ impl<S: Source + 'static> Inner<S> {
             }
         }
         let _ = config.set_max_background(64);
-        if self.output.is_some() {
-            // Large writes into the results directory (the default is 128 KiB).
+        if self.output.is_some() || self.scratch.is_some() {
+            // Large writes into the results and scratch directories (the
+            // default is 128 KiB).
             let _ = config.set_max_write(MAX_REQUEST as u32);
         }
         let mmap_ok = config
@@ -34,6 +35,9 @@ impl<S: Source + 'static> Inner<S> {
             .contains(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         let direct = self.cfg.direct_io.unwrap_or(mmap_ok);
         self.direct_io.store(direct, Ordering::Relaxed);
+        if let Some(s) = &self.scratch {
+            s.set_direct_io(direct);
+        }
         if direct && !mmap_ok {
             crate::log::log(
                 0,

@@ -1,5 +1,6 @@
 //! The FUSE filesystem over unlocked archives (fuser, multi-threaded): the
-//! archives read-only, plus an optional write-only results directory.
+//! archives read-only, plus an optional write-only results directory and an
+//! optional encrypted, read-write scratch directory ([`scratch`]).
 //!
 //! [`HpcsFs`] serves one archive at the mount root, or several under a
 //! synthetic root that lists them by name (and the results directory, if
@@ -8,7 +9,8 @@
 //! runtimes. Metadata comes from the in-memory index with long TTLs (an
 //! archive never changes). Data goes through [`read::DataPath`]: a bounded,
 //! locked, shared plaintext cache with single-flight loading ([`cache`]) and
-//! per-handle read-ahead ([`readahead`]) run on a small prefetch pool.
+//! per-handle read-ahead ([`readahead`]) run on a small prefetch pool
+//! ([`pool`], threads that sleep when idle).
 //!
 //! The frontend is split by kind of operation, as gocryptfs splits its own:
 //! this file holds the mount settings, construction and the fuser session;
@@ -35,19 +37,22 @@ mod callbacks;
 mod dir;
 pub mod errors;
 mod file;
+pub mod inodes;
 mod kernel;
 mod meta;
 pub mod output;
+pub mod pool;
 pub mod read;
 pub mod readahead;
 mod reply;
+pub mod scratch;
 mod write;
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use fuser::{MountOption, SessionACL};
 
@@ -58,6 +63,7 @@ use attr::{Inodes, Owner};
 use cache::ChunkCache;
 use output::Output;
 use read::DataPath;
+use scratch::Scratch;
 
 /// Largest read the kernel sends (fs.fuse.max_pages_limit = 256 pages).
 const MAX_REQUEST: usize = 1 << 20;
@@ -65,6 +71,13 @@ const MAX_REQUEST: usize = 1 << 20;
 /// Bytes per read-ahead backing read (one Lustre RPC at the common 1 MiB
 /// `max_pages_per_rpc`); a refill is split into reads of this size.
 const PREFETCH_PIECE: u64 = 1 << 20;
+
+/// Files up to this size are read through the kernel page cache even in
+/// direct-I/O mode, and their pages are dropped at their last close: one
+/// read request instead of two per small file (a direct-I/O read that ends
+/// short is followed by one that finds end of file; the page cache knows the
+/// size and stops). One default kernel read-ahead window.
+const SMALL_FILE: u64 = 128 << 10;
 
 /// Smallest number of cache slots, whatever --cache-size says.
 const MIN_SLOTS: usize = 16;
@@ -167,12 +180,19 @@ struct Inner<S> {
     cfg: MountConfig,
     handles: Mutex<HashMap<u64, Arc<file::Handle>>>,
     next_fh: AtomicU64,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<pool::Pool>,
     inflight: AtomicUsize,
     /// Resolved at FUSE init from `cfg.direct_io` and the kernel's abilities.
     direct_io: AtomicBool,
+    /// Tells the kernel to drop cached pages (set once the session exists).
+    notifier: OnceLock<fuser::Notifier>,
+    /// Open handles per small file read through the page cache (inode ->
+    /// count): its pages are dropped when the count falls to zero.
+    small_open: Mutex<HashMap<u64, u32>>,
     /// The write-only results directory under the top, if any.
     output: Option<Output>,
+    /// The encrypted scratch directory under the top, if any.
+    scratch: Option<Scratch>,
 }
 
 /// The filesystem. Cheap to clone a [`FsHandle`] from for shutdown.
@@ -209,11 +229,13 @@ impl FsHandle {
 impl<S: Source + 'static> HpcsFs<S> {
     /// Builds the filesystem. Fails only if the cache memory cannot be mapped.
     /// `output` adds a write-only results directory of that name to the top
-    /// directory (RESULTS.md).
+    /// directory (RESULTS.md), `scratch` an encrypted scratch directory
+    /// (docs/mount.md).
     pub fn new(
         archives: Vec<MountedArchive<S>>,
         cfg: MountConfig,
         output: Option<(String, crate::results::Run)>,
+        scratch: Option<Scratch>,
     ) -> io::Result<(HpcsFs<S>, CacheInfo)> {
         crate::log::set_verbosity(cfg.verbosity);
         let mut names = Vec::new();
@@ -230,6 +252,12 @@ impl<S: Source + 'static> HpcsFs<S> {
         let slot_len = DataPath::<S>::max_stored_chunk(&list);
         let slots = ((cfg.cache_bytes / slot_len as u64) as usize).max(MIN_SLOTS);
         let arena = SlotArena::new(slot_len, slots)?;
+        if let Err(e) = arena.populate_ahead() {
+            crate::log::log(
+                crate::log::DEBUG,
+                format_args!("cache: pages fault in on first use (no populating thread: {e})"),
+            );
+        }
         let info = CacheInfo {
             slots: arena.count(),
             slot_len: arena.slot_len(),
@@ -247,7 +275,7 @@ impl<S: Source + 'static> HpcsFs<S> {
         };
         let inodes = Inodes::new(
             &list.iter().map(|a| a.tree().len()).collect::<Vec<_>>(),
-            cfg.force_top || output.is_some(),
+            cfg.force_top || output.is_some() || scratch.is_some(),
         );
         if let Some((name, _)) = &output {
             if names.iter().any(|n| n == name) {
@@ -255,6 +283,16 @@ impl<S: Source + 'static> HpcsFs<S> {
                     "the output directory {name:?} has the name of an archive"
                 )));
             }
+        }
+        let mut scratch = scratch;
+        if let Some(s) = &mut scratch {
+            let name = s.name();
+            if names.iter().any(|n| n == name) || output.as_ref().is_some_and(|(o, _)| o == name) {
+                return Err(io::Error::other(format!(
+                    "the scratch directory {name:?} has the name of an archive or of the results directory"
+                )));
+            }
+            s.set_owner(owner.uid, owner.gid);
         }
         let output = output.map(|(name, run)| Output::new(name, run, owner));
         let data = DataPath::new(list, ChunkCache::new(arena));
@@ -268,11 +306,7 @@ impl<S: Source + 'static> HpcsFs<S> {
             )
         };
         let pool = if prefetch {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(cfg.prefetch_threads.max(1))
-                .thread_name(|i| format!("hpcs-prefetch-{i}"))
-                .build()
-                .ok()
+            Some(pool::Pool::new(cfg.prefetch_threads, "hpcs-prefetch")?)
         } else {
             None
         };
@@ -289,7 +323,10 @@ impl<S: Source + 'static> HpcsFs<S> {
             pool,
             inflight: AtomicUsize::new(0),
             direct_io: AtomicBool::new(cfg_direct == Some(true)),
+            notifier: OnceLock::new(),
+            small_open: Mutex::new(HashMap::new()),
             output,
+            scratch,
         });
         Ok((HpcsFs { inner }, info))
     }
@@ -313,8 +350,9 @@ impl<S: Source + 'static> HpcsFs<S> {
 /// noatime, kernel permission checks, owner-only unless asked otherwise,
 /// multi-threaded dispatch with one cloned /dev/fuse fd per thread.
 ///
-/// With a results directory (`writable`), the mount is read-write and every
-/// callback outside that directory refuses changes with EROFS itself.
+/// With a results or scratch directory (`writable`), the mount is
+/// read-write and every callback outside those directories refuses changes
+/// with EROFS itself.
 pub fn fuser_config(cfg: &MountConfig, writable: bool) -> fuser::Config {
     let mut c = fuser::Config::default();
     c.mount_options = vec![
@@ -349,6 +387,9 @@ pub fn mount<S: Source + 'static>(
     mountpoint: &Path,
     cfg: &MountConfig,
 ) -> io::Result<fuser::Session<HpcsFs<S>>> {
-    let writable = fs.inner.output.is_some();
-    fuser::Session::new(fs, mountpoint, &fuser_config(cfg, writable))
+    let writable = fs.inner.output.is_some() || fs.inner.scratch.is_some();
+    let inner = Arc::clone(&fs.inner);
+    let session = fuser::Session::new(fs, mountpoint, &fuser_config(cfg, writable))?;
+    let _ = inner.notifier.set(session.notifier());
+    Ok(session)
 }

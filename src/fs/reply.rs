@@ -18,14 +18,14 @@ use fuser::{
 };
 
 use super::errors::FsError;
-use super::output::is_output;
+use super::inodes::{is_output, is_scratch};
 
 /// How long the kernel may cache names and attributes (archives are immutable).
 const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Archive entries never change; the results directory does.
+/// Archive entries never change; the results and scratch directories do.
 fn ttl(ino: INodeNo) -> Duration {
-    if is_output(ino.0) {
+    if is_output(ino.0) || is_scratch(ino.0) {
         Duration::ZERO
     } else {
         TTL
@@ -68,7 +68,9 @@ pub(super) fn serve<T, R: Reply<T>>(op: &str, reply: R, f: impl FnOnce() -> Resu
 /// What statfs reports (see `statfs(2)`).
 pub(super) struct StatFs {
     pub blocks: u64,
+    pub free: u64,
     pub files: u64,
+    pub ffree: u64,
     pub bsize: u32,
 }
 
@@ -145,7 +147,9 @@ impl Reply<u32> for ReplyWrite {
 
 impl Reply<StatFs> for ReplyStatfs {
     fn ok(self, s: StatFs) {
-        self.statfs(s.blocks, 0, 0, s.files, 0, s.bsize, 255, s.bsize);
+        self.statfs(
+            s.blocks, s.free, s.free, s.files, s.ffree, s.bsize, 255, s.bsize,
+        );
     }
     error_reply!(ReplyStatfs);
 }

@@ -4,15 +4,56 @@
 //! payload is the 32-byte data key, encrypted to every recipient at once;
 //! stanza type 3 is the list of recipient strings, sealed under the notes key
 //! so that only key holders see who else can open the archive (rewrap needs it).
+//! [`KeyError`] says why no key came out of them.
 
 use std::io::{BufRead, Read, Write};
 use std::str::FromStr;
 
 use zeroize::Zeroize;
 
-use super::KeyError;
 use crate::crypto::header::{Stanza, STANZA_AGE};
 use crate::crypto::DataKey;
+
+/// Why no data key could be obtained or stored.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A recipient string is not something age understands.
+    #[error("invalid recipient {0:?}: expected an age X25519 recipient (age1…) or an SSH public key (ssh-ed25519 / ssh-rsa)")]
+    BadRecipient(String),
+    /// The identity file could not be read.
+    #[error("cannot read identity file {path}: {err}")]
+    IdentityUnreadable {
+        /// File.
+        path: String,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// The identity file has no usable identity.
+    #[error("identity file {path} is not usable: {why}")]
+    BadIdentity {
+        /// File.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// No identity decrypted any age stanza.
+    #[error("none of the given identities can open this archive (it was not packed for them)")]
+    NoMatchingIdentity,
+    /// The archive has no age stanza at all.
+    #[error("this archive has no age key stanza (it is opened with a key from Vault)")]
+    NoAgeStanza,
+    /// The age stanza is damaged.
+    #[error("the archive's age key stanza is damaged ({0})")]
+    BadStanza(String),
+    /// A file given with -R could not be read.
+    #[error("cannot read recipients file {path}: {err}")]
+    RecipientsUnreadable {
+        /// File.
+        path: String,
+        /// Why.
+        err: std::io::Error,
+    },
+}
 
 /// A parsed recipient with the text it came from.
 pub struct Recipient {

@@ -14,14 +14,15 @@
 //! The site's files win over the archive because the site knows its own Vault
 //! layout; the archive's stanza is a hint for archives packed at the same site.
 //! This module owns parsing and checking only: no network, no secrets (tokens
-//! are read by the login code in `vault.rs`, never from a config file).
+//! are read by the login code in `vault/login.rs`, never from a config file).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::vault::{VaultError, VaultRef};
+use super::vault::error::VaultError;
+use super::vault::names::VaultRef;
 
 /// Default KV v1 mount holding the key records.
 pub const DEFAULT_KV_MOUNT: &str = "hpcs";

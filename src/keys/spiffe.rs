@@ -12,7 +12,8 @@ use spiffe::workload_api::WorkloadApiError;
 use spiffe::WorkloadApiClient;
 
 use super::config::Settings;
-use super::vault::{Secret, VaultError};
+use super::vault::error::VaultError;
+use super::vault::secret::Secret;
 
 /// A JWT-SVID as fetched: the compact token and the SPIFFE ID it names.
 pub struct Svid {

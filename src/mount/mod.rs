@@ -20,5 +20,5 @@ pub mod serve;
 pub mod unmount;
 
 pub use daemon::{start, Launch};
-pub use serve::{serve, OutputDir, Plan};
+pub use serve::{serve, OutputDir, Plan, ScratchDir};
 pub use unmount::unmount_hpcs;

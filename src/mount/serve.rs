@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::crypto::Source;
 use crate::exit::{self, Fail};
+use crate::fs::scratch::Scratch;
 use crate::fs::{self as hfs, HpcsFs, MountConfig, MountedArchive};
 use crate::keys::Recipient;
 use crate::{info, results, secmem, warn};
@@ -39,6 +40,20 @@ pub struct Plan {
     pub pidfile: Option<PathBuf>,
     /// The write-only results directory, if any.
     pub output: Option<OutputDir>,
+    /// The encrypted scratch directory, if any.
+    pub scratch: Option<ScratchDir>,
+}
+
+/// `--scratch NAME=DIR[:SIZE]`.
+#[derive(Debug)]
+pub struct ScratchDir {
+    /// Its name under the mount root.
+    pub name: String,
+    /// Where its (nameless) backing file goes.
+    pub dir: PathBuf,
+    /// Most bytes of data it holds (ENOSPC past it); `None`: what DIR's
+    /// filesystem has room for.
+    pub limit: Option<u64>,
 }
 
 /// `--output NAME=DIR` with its recipients.
@@ -109,6 +124,43 @@ fn open_output<S: Source + 'static>(
     Ok((name, run))
 }
 
+/// Sets up the scratch directory: its key and its nameless backing file.
+fn open_scratch(d: ScratchDir) -> Result<Scratch, Fail> {
+    let ScratchDir { name, dir, limit } = d;
+    let (scratch, opened) = Scratch::new(name, &dir, limit).map_err(|e| {
+        Fail::new(
+            exit::SCRATCH,
+            format!(
+                "--scratch: cannot keep a scratch file in {}: {e} (give a directory on a writable local disk or parallel filesystem)",
+                dir.display()
+            ),
+        )
+    })?;
+    if opened.removed > 0 {
+        info!(
+            "scratch: removed {} leftover backing file(s) of mounts that died while creating them in {} (unreadable: their keys died with them)",
+            opened.removed,
+            dir.display()
+        );
+    }
+    if opened.named {
+        info!(
+            "scratch: {} has no O_TMPFILE; the backing file was created under a random name and unlinked at once",
+            dir.display()
+        );
+    }
+    info!(
+        "scratch directory {}: encrypted into a nameless file in {}, limit {}",
+        scratch.name(),
+        dir.display(),
+        limit.map_or("the filesystem's free space".into(), |l| format!(
+            "{} MiB",
+            l >> 20
+        ))
+    );
+    Ok(scratch)
+}
+
 /// Ready means the kernel answers: the root of the new mount is inode 1 on
 /// a device other than its parent's. Returns the mount's device.
 fn mounted_dev(mountpoint: &Path) -> Result<u64, String> {
@@ -162,7 +214,11 @@ where
         None => None,
         Some(o) => Some(open_output(o, &archives)?),
     };
-    let (fs, cache) = HpcsFs::new(archives, s.fs.clone(), output)
+    let scratch = match s.scratch.take() {
+        None => None,
+        Some(d) => Some(open_scratch(d)?),
+    };
+    let (fs, cache) = HpcsFs::new(archives, s.fs.clone(), output, scratch)
         .map_err(|e| Fail::new(exit::INTERNAL, format!("cannot set up the cache: {e}")))?;
     if !cache.locked && !locked_all {
         warn!("the plaintext cache could not be locked in RAM (mlock refused; see ulimit -l): it may be swapped");

@@ -113,9 +113,9 @@ fn measurement_table(md: &str) -> &str {
     &md[start..end]
 }
 
-/// Rows (workload, system, median cell) of the measurement table; cells
-/// escape `|` as `\|`.
-fn measurements(table: &str) -> Vec<(String, String, String)> {
+/// Rows (workload, system, median cell, unit) of the measurement table;
+/// cells escape `|` as `\|`.
+fn measurements(table: &str) -> Vec<(String, String, String, String)> {
     table
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| workload |"))
@@ -125,7 +125,7 @@ fn measurements(table: &str) -> Vec<(String, String, String)> {
                 .map(|s| s.trim_matches(['|', ' ']).replace("\\|", "|"))
                 .collect();
             assert!(c.len() >= 5, "bad row {l:?}");
-            (c[0].clone(), c[1].clone(), c[2].clone())
+            (c[0].clone(), c[1].clone(), c[2].clone(), c[3].clone())
         })
         .collect()
 }
@@ -197,7 +197,7 @@ fn bench_smoke_reports_every_system_and_workload() {
     let find = |wl: &dyn Fn(&str) -> bool, sys: &dyn Fn(&str) -> bool, what: &str| -> f64 {
         let r = rows
             .iter()
-            .find(|(w, s, _)| wl(w) && sys(s))
+            .find(|(w, s, _, u)| wl(w) && sys(s) && u != "s/GB" && u != "ms/1k reads")
             .unwrap_or_else(|| panic!("no row for {what} in benchmarks.md:\n{table}"));
         let v = number(&r.2).unwrap_or_else(|| panic!("no number for {what}: {:?}", r.2));
         assert!(v > 0.0, "zero measurement for {what}: {r:?}");
@@ -264,6 +264,53 @@ fn bench_smoke_reports_every_system_and_workload() {
     );
     assert!(hpcs > 0.0);
 
+    // CPU per byte (issue 14): the daemon's CPU for every hot system that
+    // has a daemon, the floor's two parts and the plain-tool runs. Smoke
+    // sizes can round CPU time to zero, so only presence and a number.
+    let cpu = |wl: &str, sys: &str, unit: &str| {
+        let r = rows
+            .iter()
+            .find(|(w, s, _, u)| w == wl && s == sys && u == unit)
+            .unwrap_or_else(|| panic!("no {unit} row for {wl} / {sys}:\n{table}"));
+        assert!(number(&r.2).is_some(), "no number for {wl} / {sys}: {r:?}");
+    };
+    for wl in HOT_WORKLOADS {
+        let unit = if wl.starts_with("seq") {
+            "s/GB"
+        } else {
+            "ms/1k reads"
+        };
+        for sys in HOT_SYSTEMS.iter().filter(|s| !s.starts_with("page cache")) {
+            cpu(wl, sys, unit);
+        }
+    }
+    cpu(
+        "copy out of the page cache (pread 1 MiB)",
+        "one core",
+        "s/GB",
+    );
+    for tool in ["dd bs=1M", "fio psync 1M", "fio psync 1M O_DIRECT"] {
+        for sys in ["hpcs (default)", "null ceiling (default)", "gocryptfs"] {
+            find(&|w| w == tool, &|s| s == sys, &format!("{tool} / {sys}"));
+            cpu(tool, sys, "s/GB");
+        }
+    }
+    for sys in ["hpcs (default)", "hpcs --page-cache", "squashfuse_ll"] {
+        find(
+            &|w| w.starts_with("read all ") && w.ends_with(", warm"),
+            &|s| s == sys,
+            &format!("small files, warm / {sys}"),
+        );
+    }
+    assert!(
+        md.contains("### Daemon CPU per byte") && md.contains("### Plain tools"),
+        "CPU and plain-tool sections missing"
+    );
+    assert!(
+        md.contains("    dd if=FILE of=/dev/null bs=1M"),
+        "the plain commands are not printed"
+    );
+
     // every target of the issue is evaluated
     let targets = md
         .split("### Performance targets")
@@ -278,6 +325,20 @@ fn bench_smoke_reports_every_system_and_workload() {
         judged >= 15 && !targets.contains("| n/a |"),
         "targets not all evaluated:\n{targets}"
     );
+    // issue 14's targets: every row there (smoke sizes can round a CPU time
+    // to zero, leaving a ratio n/a)
+    let t14 = md
+        .split("### Performance targets (issue 14")
+        .nth(1)
+        .expect("no issue-14 targets table");
+    let t14 = &t14[..t14.find("\n### ").unwrap_or(t14.len())];
+    let rows14 = t14
+        .lines()
+        .filter(|l| {
+            l.ends_with("| PASS |") || l.ends_with("| **MISS** |") || l.ends_with("| n/a |")
+        })
+        .count();
+    assert!(rows14 >= 20, "issue-14 targets missing:\n{t14}");
 
     let png = std::fs::read(out.path().join("benchmarks.png")).expect("benchmarks.png");
     assert!(png.starts_with(b"\x89PNG"), "benchmarks.png is not a PNG");

@@ -5,6 +5,7 @@
 mod util;
 
 mod bench;
+mod crypt4gh;
 mod format;
 mod mount;
 mod pack_cli;

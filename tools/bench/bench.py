@@ -9,7 +9,8 @@ temporary work directory. Python 3.11 standard library only.
 In one run, on the same generated data, it measures:
 
 * hot reads of one large random file (fio: sequential 1 MiB buffered and
-  O_DIRECT, random 4 KiB O_DIRECT with 1 and 2 jobs) through hpcs-mount
+  O_DIRECT, random 4 KiB O_DIRECT with 1 and 2 jobs), with the daemon's CPU
+  time per GB (per 1000 random reads) through hpcs-mount
   (default options, --direct-io, --page-cache, --readahead 0, the 2M
   read-ahead, and the default options over the same file packed with 16 KiB
   chunks), the no-crypto ceiling (hpcs-mount --bench-nocrypt: the same reads
@@ -17,13 +18,21 @@ In one run, on the same generated data, it measures:
   --bench-null with the same options: zeros, no archive reads), gocryptfs,
   squashfuse_ll over a squashfs image and the plain
   source file in the page cache; the daemons' peak RSS;
+* the same sequential reads with the plain commands a reader reruns by hand
+  (dd, fio), through hpcs, its FUSE-only ceiling and gocryptfs; and the
+  design's CPU floor per GB (FUSE-only ceiling + a copy out of the page
+  cache + AES-256-GCM on one core);
 * hpcs-mount reading its archive through the Lustre-like shaper
   (HPCS_BENCH_BACKING_LATENCY_US) at 0, 1, 2 and 5 ms per backing read;
 * time to first byte of a large dataset: hpcs-mount + open + read one byte in
   the middle, against `age -d | tar -x` (decrypt-then-untar);
 * pack throughput: hpcs-pack pack against `tar -c | age -e`;
-* reading every file of a small-file tree with cold caches;
-* the daemon's peak RSS after reading a dataset much larger than its cache.
+* reading every file of a small-file tree, cold and with the backing store
+  warm;
+* the daemon's peak RSS after reading a dataset much larger than its cache;
+* the encrypted scratch directory (hpcs-mount --scratch, issue 13) against
+  gocryptfs, a plain directory on the same disk and tmpfs: sequential 1 MiB
+  writes and reads, random 4 KiB reads and writes, daemon CPU per GB.
 
 and writes the results between the markers of a Markdown page (a copy of
 docs/benchmarks.md, or docs/benchmarks.md itself in full mode), a PNG chart
@@ -31,8 +40,9 @@ docs/benchmarks.md, or docs/benchmarks.md itself in full mode), a PNG chart
 
 The harness is split by concern: util.py (commands, waiting for mounts, caches),
 results.py (measurements), systems.py (the systems compared, mounting them,
-setting up the peers), workloads.py (the measuring phases), report.py and
-chart.py (Markdown, targets, PNG). This file holds the modes, the run and
+setting up the peers), workloads.py (the measuring phases), scratch.py (the
+scratch phase and its part of the report), report.py and chart.py
+(Markdown, targets, PNG). This file holds the modes, the run and
 the command line.
 """
 
@@ -54,6 +64,7 @@ from pathlib import Path
 import util
 from report import report
 from results import Results
+from scratch import ScratchPhase
 from systems import Mount, Systems
 from util import (IS_ROOT, REPO, GiB, KiB, MiB, BenchError, cpu_times, human_bytes, log,
                   parse_size, psi_totals, run, set_subreaper, steal_pct, target_bench_dir)
@@ -72,7 +83,7 @@ MODES = {
 }
 
 
-class Bench(Systems, Workloads):
+class Bench(Systems, Workloads, ScratchPhase):
     """One run: its settings, scratch paths, mounts and results, and the
     phases in order."""
 
@@ -199,6 +210,8 @@ class Bench(Systems, Workloads):
         self.setup_keys()
         phases = [("ttfb", self.phase_ttfb), ("data", self.phase_data), ("pack", self.phase_pack),
                   ("peers", self.phase_peers), ("hot", self.phase_hot),
+                  ("plain", self.phase_plain), ("floor", self.phase_floor),
+                  ("scratch", self.phase_scratch),
                   ("latency", self.phase_latency), ("small", self.phase_small)]
         for name, fn in phases:
             if name in self.a.skip:
@@ -255,7 +268,7 @@ def main() -> int:
     ap.add_argument("--backing-mbps", type=int, default=0,
                     help="also cap backing bandwidth (HPCS_BENCH_BACKING_MBPS, MB/s)")
     ap.add_argument("--skip", default="", help="comma-separated phases to skip "
-                    "(ttfb,pack,hot,latency,small; for development)")
+                    "(ttfb,pack,hot,plain,floor,scratch,latency,small; for development)")
     ap.add_argument("--no-chart", action="store_true")
     a = ap.parse_args()
     if a.from_json:

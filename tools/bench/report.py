@@ -1,4 +1,4 @@
-"""The report: the Markdown block (machine, targets of issue 5, one table
+"""The report: the Markdown block (machine, targets of issues 5 and 13, one table
 per group of measurements) written between the markers of a page, the
 chart (chart.py) and the raw results as JSON."""
 
@@ -10,30 +10,39 @@ from pathlib import Path
 
 from chart import chart
 from results import Results, cell, fmt, ratio
+from scratch import render_scratch, scratch_targets
 from systems import (GOCRYPTFS, HPCS, HPCS_VARIANTS, NOCRYPT, SQUASHFUSE, hot_systems, hpcs_label,
                      nocrypt_label, null_label, variant_label)
 from util import GiB, REPO, human_bytes, log, target_bench_dir
-from workloads import HOT, RSS_HOT
+from workloads import CPU_GB, CPU_K, FLOOR_AEAD, FLOOR_COPY, HOT, PLAIN_TOOLS, RSS_HOT
 
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
 
+def verdict(name: str, measured: str, r: float | None, need: str,
+            ok) -> tuple[str, str, str, str, str]:
+    """One row of a targets table: the ratio `r` judged by `ok`."""
+    if r is None:
+        return (name, measured, "—", need, "n/a")
+    return (name, measured, f"{r:.2f}", need, "PASS" if ok(r) else "**MISS**")
+
+
+def quot(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
 def targets(res: Results, budget_mib: float, lat2: str | None) -> list[tuple[str, str, str, str, str]]:
     """(target, measured, ratio, required, PASS/MISS) rows of the issue's targets."""
-    rows = []
+    rows: list[tuple[str, str, str, str, str]] = []
 
     def add(name, measured, r, need, ok):
-        if r is None:
-            rows.append((name, measured, "—", need, "n/a"))
-        else:
-            rows.append((name, measured, f"{r:.2f}", need, "PASS" if ok(r) else "**MISS**"))
+        rows.append(verdict(name, measured, r, need, ok))
 
     def m(g, w, s):
         return res.med(g, w, s)
 
-    def q(a, b):
-        return None if a is None or b is None or b == 0 else a / b
+    q = quot
 
     def info(name, measured, r):
         rows.append((name, measured, "—" if r is None else f"{r:.2f}", "—", "info"))
@@ -109,6 +118,7 @@ def targets(res: Results, budget_mib: float, lat2: str | None) -> list[tuple[str
             f"{fmt(h, 's')} vs {fmt(g, 's')}", q(g, h), "≥ 1", lambda r: r >= 1)
         add(f"{sw}: hpcs within 1.5 × squashfuse_ll (time hpcs ÷ squashfuse_ll)",
             f"{fmt(h, 's')} vs {fmt(sq, 's')}", q(h, sq), "≤ 1.5", lambda r: r <= 1.5)
+    scratch_targets(res, add)
     if lat2:
         base = f"{HPCS}, +0 ms per backing read"
         for key in ("seq_buf", "seq_dio"):
@@ -119,12 +129,140 @@ def targets(res: Results, budget_mib: float, lat2: str | None) -> list[tuple[str
     return rows
 
 
+def floor(res: Results, wl: str) -> float | None:
+    """The issue-14 floor of workload `wl` in s/GB: the FUSE-only ceiling's
+    daemon CPU plus one copy out of the page cache plus the AEAD."""
+    parts = [res.med("cpu", wl, null_label("default")), res.med("floor", FLOOR_COPY, "one core"),
+             res.med("floor", FLOOR_AEAD, "one core")]
+    return None if None in parts else sum(parts)
+
+
+def targets14(res: Results) -> list[tuple[str, str, str, str, str]]:
+    """(target, measured, ratio, required, PASS/MISS) rows of issue 14: CPU
+    per byte, plain-tool throughput, random reads, small files."""
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(name, measured, r, need, ok):
+        rows.append(verdict(name, measured, r, need, ok))
+
+    q = quot
+
+    def f3(v):
+        return "—" if v is None else f"{v:.3f}"
+
+    for key in ("seq_buf", "seq_dio"):
+        wl = HOT[key][0]
+        h, g = res.med("cpu", wl, HPCS), res.med("cpu", wl, GOCRYPTFS)
+        fl = floor(res, wl)
+        add(f"{wl}: daemon CPU ≤ 0.45 s/GB", f"{f3(h)} s/GB", q(h, 0.45), "≤ 1 (÷ 0.45)",
+            lambda r: r <= 1)
+        add(f"{wl}: daemon CPU ≤ 1.15 × floor (FUSE-only + copy + AEAD)",
+            f"{f3(h)} vs {f3(fl)} s/GB", q(h, fl), "≤ 1.15", lambda r: r <= 1.15)
+        add(f"{wl}: daemon CPU ≤ 0.4 × gocryptfs's", f"{f3(h)} vs {f3(g)} s/GB", q(h, g), "≤ 0.4",
+            lambda r: r <= 0.4)
+    for tool in PLAIN_TOOLS:
+        h, n, g = (res.med("plain", tool, s) for s in (HPCS, null_label("default"), GOCRYPTFS))
+        add(f"`{tool}` sequential: hpcs ≥ 0.7 × FUSE-only ceiling",
+            f"{fmt(h, 'GB/s')} vs {fmt(n, 'GB/s')} GB/s", q(h, n), "≥ 0.7", lambda r: r >= 0.7)
+        add(f"`{tool}` sequential: hpcs ≥ 2.5 × gocryptfs",
+            f"{fmt(h, 'GB/s')} vs {fmt(g, 'GB/s')} GB/s", q(h, g), "≥ 2.5", lambda r: r >= 2.5)
+    for key, need in (("rand1", 1.0), ("rand2", 1.5)):
+        wl = HOT[key][0]
+        h, nc = res.med("cpu", wl, HPCS), res.med("cpu", wl, nocrypt_label("default"))
+        add(f"{wl}: daemon CPU per read ≤ 1.3 × no-crypto ceiling's",
+            f"{fmt(h, CPU_K)} vs {fmt(nc, CPU_K)} ms per 1000 reads", q(h, nc), "≤ 1.3",
+            lambda r: r <= 1.3)
+        h, g = res.med("hot", wl, HPCS), res.med("hot", wl, GOCRYPTFS)
+        add(f"{wl}: hpcs ≥ {need:g} × gocryptfs", f"{fmt(h, 'IOPS')} vs {fmt(g, 'IOPS')} IOPS",
+            q(h, g), f"≥ {need:g}", lambda r, need=need: r >= need)
+    for sw in dict.fromkeys(w for (gg, w, s) in res.order if gg == "small"):
+        h, g, sq = (res.med("small", sw, s) for s in (HPCS, GOCRYPTFS, SQUASHFUSE))
+        add(f"{sw}: hpcs ≤ 1.1 × squashfuse_ll (time)", f"{fmt(h, 's')} vs {fmt(sq, 's')}",
+            q(h, sq), "≤ 1.1", lambda r: r <= 1.1)
+        add(f"{sw}: hpcs ≤ 0.6 × gocryptfs (time)", f"{fmt(h, 's')} vs {fmt(g, 's')}",
+            q(h, g), "≤ 0.6", lambda r: r <= 0.6)
+    return rows
+
+
 def table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
     align = align or ("l" + "r" * (len(header) - 1))
     sep = ["---:" if c == "r" else "---" for c in align]
     out = ["| " + " | ".join(header) + " |", "|" + "|".join(sep) + "|"]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def cpu_section(res: Results, L: list[str]) -> None:
+    """Daemon CPU per GB (per 1000 random reads) next to throughput, the
+    floor, and the plain-tool runs with their commands."""
+    cpu_sys = [s for s in hot_systems(res) if any(("cpu", HOT[k][0], s) in res.values
+                                                   for k in HOT)]
+    if cpu_sys:
+        L.append("### Daemon CPU per byte")
+        L.append("")
+        L.append("CPU time (user + system, all threads, from `/proc/PID/stat`) of the daemon "
+                 "serving the mount during each fio run of the table above, per GB read "
+                 "(sequential) or per 1000 reads (random), with the run's throughput in "
+                 "brackets: what the mount takes from the job's cores.")
+        L.append("")
+        hdr = ["system"] + [f"{HOT[k][0]} ({CPU_GB if HOT[k][1] == 'GB/s' else 'ms per 1000 reads'})"
+                            for k in HOT]
+        rows = []
+        for s in cpu_sys:
+            r = [s]
+            for k in HOT:
+                wl, unit = HOT[k]
+                c = res.med("cpu", wl, s)
+                t = res.med("hot", wl, s)
+                r.append("—" if c is None else
+                         f"{fmt(c, CPU_GB if unit == 'GB/s' else CPU_K)} ({fmt(t, unit)})")
+            rows.append(r)
+        L.append(table(hdr, rows))
+        L.append("")
+    copy = res.med("floor", FLOOR_COPY, "one core")
+    aead = res.med("floor", FLOOR_AEAD, "one core")
+    if copy is not None and aead is not None:
+        L.append("**The floor** (issue 14): the FUSE-only ceiling's daemon CPU (zeros, no "
+                 "archive read) plus what the design cannot avoid per byte, measured in this run "
+                 f"on one core: a copy out of the page cache ({copy:.3f} s/GB, `pread` of the warm "
+                 f"archive 1 MiB at a time) and AES-256-GCM authenticated decryption "
+                 f"({aead:.3f} s/GB, `hpcs-pack verify` on one thread minus that copy).")
+        L.append("")
+        rows = []
+        for k in ("seq_buf", "seq_dio"):
+            wl = HOT[k][0]
+            fl, h = floor(res, wl), res.med("cpu", wl, HPCS)
+            n = res.med("cpu", wl, null_label("default"))
+            nc = res.med("cpu", wl, nocrypt_label("default"))
+            rows.append([wl, fmt(n, CPU_GB), fmt(fl, CPU_GB), fmt(nc, CPU_GB), fmt(h, CPU_GB),
+                         ratio(h, fl)])
+        L.append(table(["workload", "FUSE-only ceiling", "floor", "no-crypto ceiling", "hpcs",
+                        "hpcs ÷ floor"], rows))
+        L.append("")
+    tools = [t for t in PLAIN_TOOLS if any(g == "plain" and w == t for (g, w, s) in res.order)]
+    if tools:
+        L.append("### Plain tools")
+        L.append("")
+        L.append("The same large file read once from start to end by the commands below, exactly "
+                 "as a reader would rerun them (`FILE` = `MNT/big.bin`), on a fresh mount with "
+                 "its backing file warm; daemon CPU per GB in brackets.")
+        L.append("")
+        for t in tools:
+            L.append(f"    {PLAIN_TOOLS[t].format(f='FILE')}")
+        L.append("")
+        systems = list(dict.fromkeys(s for (g, w, s) in res.order if g == "plain"))
+        rows = []
+        for t in tools:
+            r = [f"`{t}`"]
+            for s in systems:
+                c = res.med("plain_cpu", t, s)
+                r.append(cell(res, "plain", t, s) + ("" if c is None else f" ({fmt(c, CPU_GB)})"))
+            r += [ratio(res.med("plain", t, HPCS), res.med("plain", t, s))
+                  for s in systems if s != HPCS]
+            rows.append(r)
+        L.append(table(["command"] + [f"{s} GB/s" for s in systems]
+                       + [f"hpcs ÷ {s}" for s in systems if s != HPCS], rows))
+        L.append("")
 
 
 def render(res: Results, chart: str | None) -> str:
@@ -171,11 +309,17 @@ def render(res: Results, chart: str | None) -> str:
 
     # targets
     lat2 = next((s for (g, w, s) in res.order if g == "latency" and "+2 ms" in s), None)
-    L.append("### Performance targets (issue 5)")
+    L.append("### Performance targets (issues 5 and 13)")
     L.append("")
     L.append(table(["target", "measured (medians)", "ratio", "required", "result"],
                    [list(r) for r in targets(res, info["cache_budget_mib"], lat2)], "llrrl"))
     L.append("")
+    if any(g == "cpu" for (g, w, s) in res.order):
+        L.append("### Performance targets (issue 14: CPU per byte, plain tools, small files)")
+        L.append("")
+        L.append(table(["target", "measured (medians)", "ratio", "required", "result"],
+                       [list(r) for r in targets14(res)], "llrrl"))
+        L.append("")
 
     # hot reads
     sys_hot = hot_systems(res)
@@ -228,6 +372,9 @@ def render(res: Results, chart: str | None) -> str:
              "hpcs ÷ null.")
     L.append("")
     vs_ceiling([k for k, _, _ in HPCS_VARIANTS], null_label)
+    cpu_section(res, L)
+
+    L.extend(render_scratch(res, info, table))
 
     # latency
     sys_lat = list(dict.fromkeys(s for (g, w, s) in res.order if g == "latency"))
@@ -300,20 +447,25 @@ def render(res: Results, chart: str | None) -> str:
         L.append("")
 
     # small
-    sw = next((w for (g, w, s) in res.order if g == "small"), None)
-    if sw:
+    sws = list(dict.fromkeys(w for (g, w, s) in res.order if g == "small"))
+    if sws:
         n = info.get("small_files", 0)
-        L.append(f"### {n} small files, cold")
+        L.append(f"### {n} small files")
         L.append("")
-        L.append("`find DIR -type f -print0 | xargs -0 cat > /dev/null` on a fresh mount after "
-                 "dropping the caches (the backing store is read from the disk).")
+        L.append("`find DIR -type f -print0 | xargs -0 cat > /dev/null` on a fresh mount, *cold* "
+                 "after dropping the caches (the backing store is read from the disk), *warm* "
+                 "with the backing store (archive, gocryptfs directory, squashfs image, the "
+                 "tree itself) in the page cache: there the time is what each file costs the "
+                 "FUSE path.")
         L.append("")
         rows = []
-        for s in dict.fromkeys(s for (g, w, s) in res.order if g == "small"):
-            md = res.med("small", sw, s)
-            rows.append([s, cell(res, "small", sw, s), f"{n / md:,.0f}" if md else "—",
-                         ratio(md, res.med("small", sw, HPCS))])
-        L.append(table(["system", "time", "files/s", "time ÷ hpcs"], rows))
+        for sw in sws:
+            for s in dict.fromkeys(s for (g, w, s) in res.order if g == "small" and w == sw):
+                md = res.med("small", sw, s)
+                rows.append([sw.rsplit(", ", 1)[1], s, cell(res, "small", sw, s),
+                             f"{n / md:,.0f}" if md else "—",
+                             ratio(md, res.med("small", sw, HPCS))])
+        L.append(table(["", "system", "time", "files/s", "time ÷ hpcs"], rows, "llrrr"))
         L.append("")
 
     # memory

@@ -79,6 +79,10 @@ def fmt(v: float | None, unit: str) -> str:
         return f"{v:.2f} s" if v < 100 else f"{v:.0f} s"
     if unit == "MiB":
         return f"{v:.0f}"
+    if unit == "s/GB":
+        return f"{v:.3f}"
+    if unit == "ms/1k reads":
+        return f"{v:.1f}"
     return f"{v:.3g}"
 
 

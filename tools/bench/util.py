@@ -96,7 +96,7 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def wait_gone(pid: int | None, timeout: float = 30.0) -> None:
+def wait_gone(pid: int | None, timeout: float = 120.0) -> None:
     if not pid:
         return
     end = time.monotonic() + timeout
@@ -139,6 +139,21 @@ def pid_by_mountpoint(path: Path) -> int | None:
         if os.fsencode(str(path)) in args:
             return int(d.name)
     return None
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def daemon_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds a process (all its threads, live and exited)
+    has used so far, from /proc/PID/stat (10 ms resolution)."""
+    if not pid:
+        return None
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(f[11]) + int(f[12])) / CLK_TCK
 
 
 def vm_hwm_mib(pid: int | None) -> float | None:

@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import resource
 import shlex
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from results import fmt
 from systems import (GOCRYPTFS, HPCS, HPCS_VARIANTS, NOCRYPT, PLAIN, PLAIN_COLD, SAME_CEILING,
                      SQUASHFUSE, hpcs_label, nocrypt_label, null_label)
-from util import (GiB, KiB, MiB, BenchError, drop_caches, human_bytes, is_mounted, log, pread1,
-                  prefault, read_all, run, timed, vm_hwm_mib, warm, warm_programs)
+from util import (GiB, KiB, MiB, BenchError, daemon_cpu_s, drop_caches, human_bytes, is_mounted,
+                  log, pread1, prefault, read_all, run, timed, vm_hwm_mib, warm, warm_programs)
 
 # hot workloads: key -> (label, unit)
 HOT = {
@@ -29,6 +32,45 @@ HOT = {
     "rand2": ("random 4K O_DIRECT, 2 jobs", "IOPS"),
 }
 RSS_HOT = "daemon peak RSS (VmHWM) after the hot reads"
+# units of the daemon's CPU time (group "cpu")
+CPU_GB = "s/GB"
+CPU_K = "ms/1k reads"
+
+
+# the plain tools of the "plain" phase: exactly what the page prints
+PLAIN_TOOLS = {
+    "dd bs=1M": "dd if={f} of=/dev/null bs=1M",
+    "fio psync 1M": "fio --name=seq --filename={f} --readonly --rw=read --bs=1M --ioengine=psync",
+    "fio psync 1M O_DIRECT": "fio --name=seq --filename={f} --readonly --rw=read --bs=1M "
+                             "--ioengine=psync --direct=1",
+}
+FLOOR_COPY = "copy out of the page cache (pread 1 MiB)"
+FLOOR_AEAD = "AES-256-GCM open (hpcs-pack verify, 1 thread, minus pread)"
+
+
+def plain_gbps(tool: str, out: str) -> float:
+    """GB/s from dd's summary ("N bytes ... copied, S s") or fio's READ line
+    ("bw=... (N MB/s)")."""
+    if tool.startswith("dd"):
+        m = re.search(r"(\d+) bytes .* copied, ([\d.e+-]+) s", out)
+        if m:
+            return int(m.group(1)) / float(m.group(2)) / 1e9
+    else:
+        m = re.search(r"READ: bw=[^(]*\(([\d.]+)([kMG]?)B/s\)", out)
+        if m:
+            return float(m.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}[m.group(2)] / 1e9
+    raise BenchError(f"cannot read the throughput of {tool} from: {out[-500:]}")
+
+
+@dataclass
+class Run:
+    """One measured run: throughput, IOPS, the daemon's CPU seconds (None
+    without a daemon), bytes and reads done."""
+    gbps: float
+    iops: float
+    cpu: float | None
+    nbytes: int
+    ios: int
 
 
 class Workloads:
@@ -37,7 +79,9 @@ class Workloads:
     # ---- fio
 
     def fio(self, path: Path, rw: str, bs: str, direct: bool, *, numjobs=1, runtime=None,
-            time_based=False, invalidate=True) -> tuple[float, float]:
+            time_based=False, invalidate=True, pid: int | None = None) -> Run:
+        """One fio run; with `pid`, also the CPU time that process (the
+        daemon serving `path`) used meanwhile."""
         cmd = ["fio", "--name=b", f"--filename={path}", "--readonly", f"--rw={rw}", f"--bs={bs}",
                f"--direct={int(direct)}", "--ioengine=psync", f"--numjobs={numjobs}",
                "--group_reporting", "--output-format=json", f"--invalidate={int(invalidate)}"]
@@ -47,7 +91,9 @@ class Workloads:
             cmd.append(f"--runtime={max(1, int(runtime * 1000))}ms")
         if time_based:
             cmd.append("--time_based")
+        cpu0 = daemon_cpu_s(pid)
         p = run(cmd, stdout=subprocess.PIPE, timeout=600)
+        cpu1 = daemon_cpu_s(pid)
         try:
             j = json.loads(p.stdout[p.stdout.index("{"):])
             job = j["jobs"][0]
@@ -58,34 +104,54 @@ class Workloads:
         r = job["read"]
         if r["io_bytes"] == 0:
             raise BenchError("fio read nothing")
-        return r["bw_bytes"] / 1e9, r["iops"]
+        cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+        return Run(r["bw_bytes"] / 1e9, r["iops"], cpu, r["io_bytes"], r["total_ios"])
+
+    def record_cpu(self, group: str, label: str, system: str, r: Run, per_read: bool) -> None:
+        """Daemon CPU of run `r`: seconds per GB, or milliseconds per 1000
+        reads for random reads."""
+        if r.cpu is None:
+            return
+        if per_read:
+            v, unit = r.cpu * 1000 / (r.ios / 1000), CPU_K
+        else:
+            v, unit = r.cpu / (r.nbytes / 1e9), CPU_GB
+        self.res.add(group, label, system, v, unit)
 
     def hot_workloads(self, f: Path, group: str, system: str, *, runtime: float,
-                      seq_cap: float, plain=False, only: tuple[str, ...] = tuple(HOT)) -> None:
+                      seq_cap: float, plain=False, only: tuple[str, ...] = tuple(HOT),
+                      pid: int | None = None) -> None:
         """The four fio workloads on file `f`; the plain file is read buffered
-        throughout (O_DIRECT cannot be served from the page cache)."""
+        throughout (O_DIRECT cannot be served from the page cache). With the
+        daemon's `pid`, its CPU per GB (per 1000 reads) goes to group "cpu"."""
         direct = not plain
         jobs = [
             ("seq_buf", lambda: self.fio(f, "read", "1M", False, runtime=seq_cap,
-                                          invalidate=not plain)[0]),
+                                          invalidate=not plain, pid=pid)),
             ("seq_dio", lambda: self.fio(f, "read", "1M", direct, runtime=seq_cap,
-                                          invalidate=not plain)[0]),
+                                          invalidate=not plain, pid=pid)),
             ("rand1", lambda: self.fio(f, "randread", "4k", direct, runtime=runtime,
-                                        time_based=True, invalidate=not plain)[1]),
+                                        time_based=True, invalidate=not plain, pid=pid)),
             ("rand2", lambda: self.fio(f, "randread", "4k", direct, numjobs=2, runtime=runtime,
-                                        time_based=True, invalidate=not plain)[1]),
+                                        time_based=True, invalidate=not plain, pid=pid)),
         ]
         for key, fn in jobs:
             if key not in only:
                 continue
             label, unit = HOT[key]
             try:
-                v = fn()
+                r = fn()
             except (BenchError, subprocess.TimeoutExpired) as e:
                 self.res.fail(group, label, system, unit, str(e))
                 continue
+            v = r.gbps if unit == "GB/s" else r.iops
             self.res.add(group, label, system, v, unit)
-            log(f"  {system:32s} {label:28s} {fmt(v, unit)} {unit}")
+            extra = ""
+            if group == "hot":
+                self.record_cpu("cpu", label, system, r, per_read=unit == "IOPS")
+                if r.cpu is not None:
+                    extra = f", daemon CPU {r.cpu:.2f} s"
+            log(f"  {system:32s} {label:28s} {fmt(v, unit)} {unit}{extra}")
 
     def phase_ttfb(self) -> None:
         """Time to first byte of a large dataset: hpcs-mount + open + read one
@@ -339,7 +405,7 @@ class Workloads:
                     try:
                         self.check_bytes(self.mnt / "big.bin", null,
                                          nocrypt="--bench-nocrypt" in extra)
-                        self.hot_workloads(self.mnt / "big.bin", G, name,
+                        self.hot_workloads(self.mnt / "big.bin", G, name, pid=m.pid,
                                            runtime=self.a.rand_runtime, seq_cap=self.a.seq_cap)
                         hwm = vm_hwm_mib(m.pid)
                         if hwm is not None:
@@ -349,6 +415,72 @@ class Workloads:
                 except (BenchError, subprocess.TimeoutExpired) as e:
                     for key in HOT:
                         self.res.fail(G, HOT[key][0], name, HOT[key][1], str(e))
+
+    def phase_plain(self) -> None:
+        """Sequential reads with the plain tools a reader would use (the
+        commands in PLAIN_TOOLS, exactly as printed on the page), through
+        hpcs (default options), its FUSE-only ceiling and gocryptfs, a fresh
+        mount per run with its backing file warm; daemon CPU alongside."""
+        G = "plain"
+        systems = [(HPCS, self.archive, False), (null_label("default"), self.archive, True),
+                   (GOCRYPTFS, "gocryptfs", False)]
+        gc_backing = self.gc_big_backing()
+        for rep in range(self.a.reps):
+            for name, kind, null in (systems if rep % 2 == 0 else systems[::-1]):
+                for tool, template in PLAIN_TOOLS.items():
+                    try:
+                        if kind == "gocryptfs":
+                            warm(gc_backing)
+                            m = self.mount_gocryptfs()
+                        else:
+                            warm(kind)
+                            m = self.mount_hpcs(kind, [], null=null)
+                        try:
+                            f = self.mnt / "big.bin"
+                            cmd = template.format(f=shlex.quote(str(f)))
+                            cpu0 = daemon_cpu_s(m.pid)
+                            p = run(["bash", "-c", cmd], stdout=subprocess.PIPE, timeout=600)
+                            cpu1 = daemon_cpu_s(m.pid)
+                            gbps = plain_gbps(tool, p.stdout + p.stderr)
+                        finally:
+                            self.unmount(m)
+                        self.res.add(G, tool, name, gbps, "GB/s")
+                        if cpu0 is not None and cpu1 is not None:
+                            self.res.add("plain_cpu", tool, name,
+                                         (cpu1 - cpu0) / (self.a.big_size / 1e9), CPU_GB)
+                        log(f"  {name:32s} {tool:8s} {gbps:.2f} GB/s")
+                    except (BenchError, subprocess.TimeoutExpired) as e:
+                        self.res.fail(G, tool, name, "GB/s", str(e))
+
+    def phase_floor(self) -> None:
+        """The design's floor per GB, in this run: what a copy out of the page
+        cache (pread of the warm archive, 1 MiB at a time) and the AEAD
+        (`hpcs-pack verify` on one thread: pread plus authenticated
+        decryption of every chunk, minus the pread) cost on one core; added
+        to the FUSE-only ceiling's daemon CPU it is the floor of issue 14."""
+        G = "floor"
+        size = self.archive.stat().st_size
+        warm(self.archive)
+        for _ in range(self.a.reps):
+            buf = bytearray(MiB)
+            fd = os.open(self.archive, os.O_RDONLY)
+            try:
+                t0 = time.thread_time()
+                off = 0
+                while n := os.preadv(fd, [buf], off):
+                    off += n
+                copy = (time.thread_time() - t0) / (off / 1e9)
+            finally:
+                os.close(fd)
+            self.res.add(G, FLOOR_COPY, "one core", copy, CPU_GB)
+            env = dict(os.environ, RAYON_NUM_THREADS="1")
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            run([self.a.hpcs_pack, "verify", str(self.archive), "-i", str(self.ident), "-q"],
+                env=env, timeout=3600)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            verify = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / (size / 1e9)
+            self.res.add(G, FLOOR_AEAD, "one core", max(verify - copy, 0.0), CPU_GB)
+            log(f"  floor: pread {copy:.3f} s/GB, verify {verify:.3f} s/GB")
 
     def pack_16k(self) -> None:
         """The large file alone, packed with 16 KiB chunks (hot reads only)."""
@@ -386,32 +518,47 @@ class Workloads:
                             self.res.fail(G, HOT[key][0], name, HOT[key][1], str(e))
 
     def phase_small(self) -> None:
-        """Read every file of the small-file tree, caches dropped and remounted."""
+        """Read every file of the small-file tree on a fresh mount: cold
+        (caches dropped: what a first pass costs, mostly the disk) and warm
+        (backing store in the page cache: what every file costs the FUSE
+        path, round trips per file). The warm run also measures hpcs
+        --page-cache, the mode trade-off of docs/mount.md."""
         G = "small"
-        wl = f"read all {self.n_small} small files (1-16 KiB), cold"
-        systems = [(HPCS, "hpcs", False), (null_label("default"), "hpcs", True),
-                   (GOCRYPTFS, "gocryptfs", False), (SQUASHFUSE, "squashfuse", False),
-                   (PLAIN_COLD, "plain", False)]
+        cold = f"read all {self.n_small} small files (1-16 KiB), cold"
+        warm_wl = f"read all {self.n_small} small files (1-16 KiB), warm"
+        systems = [(HPCS, "hpcs", [], False), (hpcs_label("pc"), "hpcs", ["--page-cache"], False),
+                   (null_label("default"), "hpcs", [], True),
+                   (GOCRYPTFS, "gocryptfs", [], False), (SQUASHFUSE, "squashfuse", [], False),
+                   (PLAIN_COLD, "plain", [], False)]
+        backing = {"hpcs": self.archive, "gocryptfs": self.gc_cipher, "squashfuse": self.sqfs,
+                   "plain": self.src / "small"}
         for rep in range(self.a.reps):
-            for name, kind, null in (systems if rep % 2 == 0 else systems[::-1]):
-                try:
-                    drop_caches()
-                    m = None
-                    if kind == "hpcs":
-                        m = self.mount_hpcs(self.archive, [], null=null)
-                    elif kind == "gocryptfs":
-                        m = self.mount_gocryptfs()
-                    elif kind == "squashfuse":
-                        m = self.mount_squashfuse()
-                    root = (self.src if kind == "plain" else self.mnt) / "small"
+            for name, kind, extra, null in (systems if rep % 2 == 0 else systems[::-1]):
+                for wl in (cold, warm_wl):
+                    if wl == cold and extra:
+                        continue  # the mode trade-off is measured warm only
                     try:
-                        cmd = (f"find {shlex.quote(str(root))} -type f -print0 "
-                               "| xargs -0 cat > /dev/null")
-                        dt = timed(["bash", "-o", "pipefail", "-c", cmd], timeout=7200)
-                    finally:
-                        if m:
-                            self.unmount(m)
-                    self.res.add(G, wl, name, dt, "s")
-                    log(f"  small files {name}: {dt:.2f} s ({self.n_small / dt:.0f} files/s)")
-                except (BenchError, subprocess.TimeoutExpired) as e:
-                    self.res.fail(G, wl, name, "s", str(e))
+                        if wl == cold:
+                            drop_caches()
+                        else:
+                            warm(backing[kind])
+                        m = None
+                        if kind == "hpcs":
+                            m = self.mount_hpcs(self.archive, extra, null=null)
+                        elif kind == "gocryptfs":
+                            m = self.mount_gocryptfs()
+                        elif kind == "squashfuse":
+                            m = self.mount_squashfuse()
+                        root = (self.src if kind == "plain" else self.mnt) / "small"
+                        try:
+                            cmd = (f"find {shlex.quote(str(root))} -type f -print0 "
+                                   "| xargs -0 cat > /dev/null")
+                            dt = timed(["bash", "-o", "pipefail", "-c", cmd], timeout=7200)
+                        finally:
+                            if m:
+                                self.unmount(m)
+                        self.res.add(G, wl, name, dt, "s")
+                        log(f"  small files {wl.rsplit(', ', 1)[1]} {name}: {dt:.2f} s "
+                            f"({self.n_small / dt:.0f} files/s)")
+                    except (BenchError, subprocess.TimeoutExpired) as e:
+                        self.res.fail(G, wl, name, "s", str(e))

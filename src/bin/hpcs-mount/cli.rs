@@ -95,6 +95,25 @@ pub struct Cli {
     )]
     pub output_recipients_files: Vec<PathBuf>,
 
+    /// Add an encrypted, read-write scratch directory NAME next to the
+    /// archives, stored in DIR; SIZE (K, M, G, T) limits the data it holds.
+    ///
+    /// For temporary and intermediate files (sort -T, SQLite, HDF5 written
+    /// with seeks): files and directories with the usual POSIX behaviour,
+    /// stored in one nameless file in DIR (node-local disk or a parallel
+    /// filesystem), 4 KiB blocks each encrypted and authenticated with a key
+    /// generated for this mount and never stored; a block changed on
+    /// storage reads as EIO. Names and sizes stay in memory. Everything is
+    /// gone when the mount ends (however it ends). Copy what you want to
+    /// keep into the --output directory. Needs --archive. See
+    /// docs/mount.md.
+    #[arg(
+        long = "scratch",
+        value_name = "NAME=DIR[:SIZE]",
+        requires = "archives"
+    )]
+    pub scratch: Option<String>,
+
     /// Upper bound of the decrypted-chunk cache shared by all open files.
     ///
     /// Held in locked memory (never swapped) and excluded from core dumps;
@@ -241,7 +260,8 @@ Before mounting: 2 bad command line, 3 archive unreadable, 8 identity unusable,
 42 SVID expired, 43 wrong audience, 44 unknown dataset, 45 key revoked,
 46 not the current version (rollback), 47 no SPIFFE Workload API or identity,
 48 bad Vault/SPIFFE configuration. 7 bad --output-recipient, 39 results
-directory (--output) unusable or its manifest not written.
+directory (--output) unusable or its manifest not written, 50 scratch
+directory (--scratch) unusable.
 Full list: README (EXIT CODES).";
 
 #[cfg(test)]

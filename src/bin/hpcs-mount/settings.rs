@@ -11,7 +11,7 @@ use std::time::Duration;
 use hpcs::exit::{self, Fail};
 use hpcs::fs::MountConfig;
 use hpcs::keys;
-use hpcs::mount::{Launch, OutputDir, Plan};
+use hpcs::mount::{Launch, OutputDir, Plan, ScratchDir};
 
 use crate::cli::Cli;
 use crate::vault_key;
@@ -97,6 +97,10 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             &cli.output_recipients_files,
             &archives,
         )?),
+    };
+    let scratch = match &cli.scratch {
+        None => None,
+        Some(sc) => Some(scratch_settings(sc, &archives, output.as_ref())?),
     };
     let cache_bytes = size_arg("--cache-size", &cli.cache_size)?;
     let readahead_bytes = size_arg("--readahead", &cli.readahead)?;
@@ -187,6 +191,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             ready_fd: cli.ready_fd,
             pidfile: cli.pidfile,
             output,
+            scratch,
         },
     })
 }
@@ -194,6 +199,78 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
 /// A name that can be one directory entry under the mount root.
 fn plain_name(name: &str) -> bool {
     !(name.is_empty() || name == "." || name == ".." || name.contains('/') || name.len() > 255)
+}
+
+/// Checks `--scratch NAME=DIR[:SIZE]`: a plain name no archive or results
+/// directory has, an existing directory, and a size if one is given (the
+/// last `:` starts a size only if what follows it is one, so a DIR with a
+/// colon still works).
+fn scratch_settings(
+    sc: &str,
+    archives: &[(String, PathBuf)],
+    output: Option<&OutputDir>,
+) -> Result<ScratchDir, Fail> {
+    let usage = |m: String| Fail::new(exit::USAGE, m);
+    let (name, rest) = sc.split_once('=').ok_or_else(|| {
+        usage(format!(
+            "--scratch {sc:?}: expected NAME=DIR[:SIZE], e.g. tmp=/local/scratch:100G"
+        ))
+    })?;
+    if !plain_name(name) {
+        return Err(usage(format!(
+            "--scratch {sc:?}: NAME must be a plain file name (no '/', not '.' or '..')"
+        )));
+    }
+    if archives.iter().any(|(n, _)| n == name) || output.is_some_and(|o| o.name == name) {
+        return Err(usage(format!(
+            "--scratch: the name {name:?} is already an --archive or --output name"
+        )));
+    }
+    let (dir, limit) = match rest.rsplit_once(':') {
+        Some((d, size)) if !d.is_empty() => match hpcs::util::parse_size(size) {
+            Some(0) => {
+                return Err(usage(format!(
+                    "--scratch {sc:?}: SIZE must be more than 0 (leave it out for no limit)"
+                )))
+            }
+            Some(n) => (d, Some(n)),
+            None if size.chars().next().is_some_and(|c| c.is_ascii_digit()) => {
+                return Err(usage(format!(
+                    "--scratch {sc:?}: invalid SIZE {size:?}: give a size such as 100G"
+                )))
+            }
+            None => (rest, None),
+        },
+        _ => (rest, None),
+    };
+    if dir.is_empty() {
+        return Err(usage(format!("--scratch {sc:?}: DIR is empty")));
+    }
+    let dir = PathBuf::from(dir);
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Fail::new(
+                exit::SCRATCH,
+                format!("--scratch: {} is not a directory", dir.display()),
+            ))
+        }
+        Err(e) => {
+            return Err(Fail::new(
+                exit::SCRATCH,
+                format!(
+                    "--scratch: cannot use {}: {e} (create it first, e.g. mkdir -p {})",
+                    dir.display(),
+                    dir.display()
+                ),
+            ))
+        }
+    }
+    Ok(ScratchDir {
+        name: name.to_string(),
+        dir,
+        limit,
+    })
 }
 
 /// Checks `--output NAME=DIR` and its recipients.
@@ -335,6 +412,55 @@ mod tests {
         );
         let s = check_args(&["a", "/m", "--threads", "500"]).unwrap();
         assert_eq!(s.plan.fs.threads, 64);
+    }
+
+    #[test]
+    fn scratch_names_dirs_and_sizes() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().display().to_string();
+        let colon = d.path().join("a:b");
+        std::fs::create_dir(&colon).unwrap();
+        let base = ["--archive", "d=a.hpcs", "/m", "--scratch"];
+        let ok = |v: String| {
+            let mut args = base.to_vec();
+            args.push(&v);
+            check_args(&args).unwrap().plan.scratch.expect("scratch")
+        };
+        let s = ok(format!("tmp={dir}"));
+        assert_eq!(
+            (s.name.as_str(), s.dir.as_path(), s.limit),
+            ("tmp", d.path(), None)
+        );
+        assert_eq!(ok(format!("tmp={dir}:10G")).limit, Some(10 << 30));
+        // A colon in DIR that does not start a size stays in DIR.
+        let s = ok(format!("tmp={}", colon.display()));
+        assert_eq!((s.dir.as_path(), s.limit), (colon.as_path(), None));
+        let s = ok(format!("tmp={}:1M", colon.display()));
+        assert_eq!((s.dir.as_path(), s.limit), (colon.as_path(), Some(1 << 20)));
+        let bad = |v: String| {
+            let mut args = base.to_vec();
+            args.push(&v);
+            check_args(&args).err().expect("refused")
+        };
+        for (v, code, msg) in [
+            (dir.clone(), exit::USAGE, "expected NAME=DIR[:SIZE]"),
+            (format!("a/b={dir}"), exit::USAGE, "plain file name"),
+            (format!("d={dir}"), exit::USAGE, "already an --archive"),
+            (format!("tmp={dir}:0"), exit::USAGE, "more than 0"),
+            (format!("tmp={dir}:12Q"), exit::USAGE, "invalid SIZE"),
+            (format!("tmp={dir}/none"), exit::SCRATCH, "create it first"),
+            (
+                "tmp=/etc/hostname".to_string(),
+                exit::SCRATCH,
+                "not a directory",
+            ),
+        ] {
+            let f = bad(v.clone());
+            assert_eq!(f.code, code, "{v}: {}", f.msg);
+            assert!(f.msg.contains(msg), "{v}: {}", f.msg);
+        }
+        // Needs --archive (a top directory to sit in).
+        assert!(Cli::try_parse_from(["hpcs-mount", "a", "/m", "--scratch", "t=/tmp"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! hpcs-mount's Vault key source: the flags, and the call into
-//! `hpcs::keys::vault::release_key` when the archive names a Vault key (or
-//! `--vault` is given). The caller checks the released key against the
-//! header's key commitment (`SealedArchive::unlock`) before mounting.
+//! hpcs-mount's Vault key source: the flags, mapped to a settings layer, and
+//! the call into `hpcs::keys::vault::release_for_archive` (which holds the
+//! logic) when the archive names a Vault key (or `--vault` is given). The
+//! caller checks the released key against the header's key commitment
+//! (`SealedArchive::unlock`) before mounting.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use clap::Args;
 
 use hpcs::crypto::{DataKey, Header};
 use hpcs::exit;
-use hpcs::keys::config::{self, Layer};
-use hpcs::keys::vault::{self, VaultRef};
+use hpcs::keys::config::{Layer, Notice};
+use hpcs::keys::vault;
 
 use super::Fail;
 
@@ -68,63 +69,36 @@ pub struct VaultMountArgs {
     pub spiffe_socket: Option<String>,
 }
 
+impl VaultMountArgs {
+    /// The flags as the highest settings layer (see `hpcs::keys::config`).
+    fn layer(&self) -> Layer {
+        Layer {
+            addr: self.vault_addr.clone(),
+            ca_cert: self.vault_cacert.clone(),
+            namespace: self.vault_namespace.clone(),
+            kv_mount: self.vault_mount.clone(),
+            auth_mount: self.vault_auth_mount.clone(),
+            audience: self.audience.clone(),
+            retry_secs: self.vault_retry_secs,
+            spiffe_socket: self.spiffe_socket.clone(),
+            ..Layer::default()
+        }
+    }
+}
+
 /// Whether this archive's key comes from Vault: `--vault`, or a Vault stanza
 /// and no age identities.
 pub fn wanted(header: &Header, a: &VaultMountArgs, have_identities: bool) -> bool {
-    a.vault || (!have_identities && VaultRef::find(&header.stanzas).is_some())
+    vault::wanted(&header.stanzas, a.vault, have_identities)
 }
 
-/// Releases the key from Vault (see the module doc).
+/// Releases the key from Vault (see the module doc); retry notices are
+/// warnings, the release itself an info line.
 pub fn obtain(header: &Header, label: &str, a: &VaultMountArgs) -> Result<DataKey, Fail> {
-    let vfail = |e: vault::VaultError| Fail::new(exit::for_vault(&e), format!("{label}: {e}"));
-    let vref = match VaultRef::find(&header.stanzas) {
-        Some(r) => r.map_err(vfail)?,
-        None => {
-            return Err(Fail::new(
-                exit::UNKNOWN_DATASET,
-                format!("{label}: the archive names no Vault key (register it with `hpcs-pack register`, or open it with -i)"),
-            ))
-        }
-    };
-    if let Some(want) = &a.vault_dataset {
-        if *want != vref.dataset {
-            return Err(Fail::new(
-                exit::UNKNOWN_DATASET,
-                format!(
-                    "{label}: the archive is dataset {}, not {want} (--vault-dataset)",
-                    vref.dataset
-                ),
-            ));
-        }
-    }
-    let flags = Layer {
-        addr: a.vault_addr.clone(),
-        ca_cert: a.vault_cacert.clone(),
-        namespace: a.vault_namespace.clone(),
-        kv_mount: a.vault_mount.clone(),
-        auth_mount: a.vault_auth_mount.clone(),
-        audience: a.audience.clone(),
-        retry_secs: a.vault_retry_secs,
-        spiffe_socket: a.spiffe_socket.clone(),
-        ..Layer::default()
-    };
-    let mut s = config::load(flags)
-        .and_then(|l| l.resolve(Some(&vref)))
-        .map_err(vfail)?;
-    s.notice = Some(Arc::new(|m: &str| hpcs::log::log(0, format_args!("{m}"))));
-    let (key, rel) = vault::release_key_with(&s, &vref, &header.archive_id).map_err(vfail)?;
-    hpcs::log::log(
-        1,
-        format_args!(
-            "{label}: key of dataset {} released by Vault to {}{}",
-            vref.dataset,
-            rel.spiffe_id,
-            if rel.token_revoked {
-                "; Vault token revoked"
-            } else {
-                ""
-            }
-        ),
-    );
+    let notice: Notice = Arc::new(|m: &str| hpcs::warn!("{m}"));
+    let want = a.vault_dataset.as_deref();
+    let (key, released) = vault::release_for_archive(header, want, a.layer(), Some(notice))
+        .map_err(|e| Fail::new(exit::for_vault(&e), format!("{label}: {e}")))?;
+    hpcs::info!("{label}: {released}");
     Ok(key)
 }

@@ -29,13 +29,7 @@ use super::attr::Owner;
 use super::errors::FsError;
 use crate::results::{Finished, ObjectWriter, Run};
 
-/// Inode of the output directory itself; its entries follow.
-pub const OUTPUT_INO: u64 = 1 << 56;
-
-/// True if `ino` belongs to the output tree.
-pub fn is_output(ino: u64) -> bool {
-    ino >= OUTPUT_INO
-}
+pub use super::inodes::{is_output, OUTPUT_INO};
 
 type Writer = Arc<Mutex<Option<ObjectWriter>>>;
 
@@ -217,7 +211,8 @@ impl Output {
     }
 }
 
-fn check_name(name: &[u8]) -> Result<(), FsError> {
+/// Checks a new entry name (results and scratch directories alike).
+pub(in crate::fs) fn check_name(name: &[u8]) -> Result<(), FsError> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
         return Err(FsError::Invalid);
     }

@@ -10,8 +10,9 @@
 //! This file is the harness (samples, mounting, leak checks); the tests are
 //! by subject: `reads` (what a mount serves), `failures` (refused writes,
 //! damaged archives, startup errors), `lifecycle` (exec, daemon and
-//! foreground modes, ending a mount) and `ceilings` (the benchmark ceilings,
-//! or their absence from a default build).
+//! foreground modes, ending a mount), `ceilings` (the benchmark ceilings,
+//! or their absence from a default build) and `scratch` (the encrypted
+//! scratch directory).
 
 #![cfg(feature = "fuse")]
 
@@ -56,6 +57,7 @@ mod ceilings;
 mod failures;
 mod lifecycle;
 mod reads;
+mod scratch;
 
 /// A packed sample: source tree, archive, identity, empty mount point.
 struct Sample {
@@ -302,11 +304,23 @@ impl Mounted {
             "daemon descriptors grew while serving: {} at start, {now} now",
             self.fds_at_start
         );
-        let out = Command::new(MOUNT)
-            .arg("--unmount")
-            .arg(&self.mnt)
-            .output()
-            .unwrap();
+        // Busy only while another test's child, between fork and exec,
+        // still holds copies of this process's descriptors: retry, bounded.
+        let unmount = || {
+            Command::new(MOUNT)
+                .arg("--unmount")
+                .arg(&self.mnt)
+                .output()
+                .unwrap()
+        };
+        let mut out = unmount();
+        wait_until("the mount to stop being busy", || {
+            if out.status.code() != Some(hpcs::exit::UNMOUNT_FAILED as i32) {
+                return true;
+            }
+            out = unmount();
+            false
+        });
         assert!(
             out.status.success(),
             "--unmount: {}",

@@ -146,6 +146,84 @@ fn mmap_reads_direct_io() {
     mmap_sha(&["--direct-io"]);
 }
 
+/// Pages of `f` in the kernel page cache (`cachestat`, Linux 6.5+); `None`
+/// where the kernel lacks the call.
+fn cached_pages(f: &File) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        cache: u64,
+        dirty: u64,
+        writeback: u64,
+        evicted: u64,
+        recently_evicted: u64,
+    }
+    const SYS_CACHESTAT: libc::c_long = 451;
+    let r = Range { off: 0, len: 0 }; // the whole file
+    let mut st = Stat::default();
+    // SAFETY: cachestat reads `r` and writes `st`, both live and laid out as
+    // the kernel's cachestat_range and cachestat; the fd is open.
+    let rc = unsafe { libc::syscall(SYS_CACHESTAT, f.as_raw_fd(), &r, &mut st, 0) };
+    (rc == 0).then_some(st.cache)
+}
+
+#[test]
+fn small_files_leave_no_pages_in_the_page_cache() {
+    need_fuse!();
+    let small = noise(5, 10_000);
+    let big = noise(6, 300_000);
+    let s = Sample::new(4096, |p| {
+        std::fs::write(p.join("small"), &small).unwrap();
+        std::fs::write(p.join("big"), &big).unwrap();
+    });
+    // Default (direct I/O on this kernel): a small file goes through the page
+    // cache while open and leaves none of it behind at its last close; with
+    // --page-cache its pages stay (the control).
+    for (extra, kept) in [(&[][..], false), (&["--page-cache"][..], true)] {
+        let m = s.mount(extra);
+        let path = m.mnt.join("small");
+        let f = File::open(&path).unwrap();
+        let mut all = Vec::new();
+        (&f).read_to_end(&mut all).unwrap();
+        assert_eq!(all, small);
+        let Some(n) = cached_pages(&f) else {
+            eprintln!("skipping the page-cache checks: no cachestat(2) in this kernel");
+            drop(f);
+            m.finish();
+            return;
+        };
+        assert!(
+            n > 0,
+            "{extra:?}: the small file is read through the page cache"
+        );
+        let g = File::open(&path).unwrap(); // a second handle keeps the pages
+        drop(f);
+        assert!(cached_pages(&g).unwrap() > 0, "{extra:?}: still open");
+        drop(g);
+        if kept {
+            let f = File::open(&path).unwrap();
+            assert!(cached_pages(&f).unwrap() > 0, "--page-cache keeps pages");
+        } else {
+            wait_until("the pages of the closed small file to be dropped", || {
+                cached_pages(&File::open(&path).unwrap()) == Some(0)
+            });
+            // A larger file is read with direct I/O: never in the page cache.
+            let f = File::open(m.mnt.join("big")).unwrap();
+            let mut all = Vec::new();
+            (&f).read_to_end(&mut all).unwrap();
+            assert_eq!(all, big);
+            assert_eq!(cached_pages(&f), Some(0), "direct I/O for the large file");
+        }
+        m.finish();
+    }
+}
+
 #[test]
 fn many_files_open_at_once() {
     need_fuse!();

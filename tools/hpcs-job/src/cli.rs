@@ -175,8 +175,12 @@ pub struct Cli {
     ///
     /// `%j` is replaced by the job id and `%u` by the user name at run time.
     /// It must be a local directory on each node; the job creates it (mode
-    /// 0700) if missing and removes what it created at the end. The default
-    /// keeps concurrent jobs apart.
+    /// 0700) on every node and removes it at the end. An existing one is used
+    /// only if it is a real directory (not a symbolic link) owned by the
+    /// job's user with mode 0700, in a parent that no other user can write
+    /// (or a sticky one such as /tmp); otherwise the job stops with exit 200
+    /// before anything is mounted, since another user may have planted it.
+    /// The default keeps concurrent jobs apart.
     #[arg(
         long = "mount-root",
         value_name = "DIR",
@@ -211,6 +215,33 @@ pub struct Cli {
     #[arg(long = "results-recipient", value_name = "RECIPIENT")]
     pub results_recipients: Vec<String>,
 
+    /// Give the job an encrypted, read-write scratch directory,
+    /// $HPCS_SCRATCH ({root}/scratch), stored in DIR on each node
+    /// (hpcs-mount --scratch); SIZE (e.g. 100G) limits it.
+    ///
+    /// For temporary and intermediate files (sort -T, SQLite, HDF5 written
+    /// with seeks, spill files): every block is encrypted with a key that
+    /// exists only in hpcs-mount's memory, so whatever the job leaves in DIR
+    /// is unreadable, and nothing is left once the mount ends. TMPDIR is set
+    /// to it for the verification scripts and the application. DIR is
+    /// typically node-local disk (e.g. /local/scratch/%u-%j; `%j` and `%u`
+    /// are replaced at run time); each node creates it (mode 0700) if
+    /// missing and removes it if it created it; an existing DIR must be a
+    /// directory of the job's user that nobody else can write (else 200).
+    #[arg(long = "scratch", value_name = "DIR[:SIZE]")]
+    pub scratch: Option<String>,
+
+    /// After the application succeeded, copy PATH (relative to the scratch
+    /// directory; a file or a directory) into the results directory, which
+    /// encrypts it to --results-recipient (repeatable).
+    ///
+    /// The pattern for outputs written with seeks (the results directory
+    /// takes sequential writes only): build them in $HPCS_SCRATCH, keep
+    /// them with this option. Needs --scratch and --results. With several
+    /// nodes, the batch node's scratch directory is copied.
+    #[arg(long = "scratch-keep", value_name = "PATH")]
+    pub scratch_keep: Vec<String>,
+
     /// Seconds to wait for the archives to be mounted on every node.
     #[arg(long = "mount-timeout", value_name = "SECONDS", default_value_t = 120)]
     pub mount_timeout: u32,
@@ -242,11 +273,18 @@ EXIT CODES of the generated job script (the Slurm job's exit code):
   0    the application and every verification script succeeded
   N    the application's own non-zero exit code (output verification skipped)
   143  stopped by SIGTERM/SIGINT (scancel); the archives were unmounted
-  200  setup failed (mount root, private state directory)
+  200  setup failed: the mount root could not be created, or it already
+       existed and is not a directory (e.g. a symbolic link), not owned by
+       the job's user, not mode 0700, or in a parent directory other users
+       can write without the sticky bit; or the private state directory or
+       the results directory could not be created
   201  an archive could not be mounted (see hpcs-mount's message above it)
   202  an input verification script failed: the application was NOT started
   203  an output verification script failed
-  204  the secret job script is missing or not executable in its archive";
+  204  the secret job script is missing or not executable in its archive
+  205  a node's mount ended while the application ran (hpcs-mount killed or
+       out of memory): the application was stopped, its results are incomplete
+  206  copying a --scratch-keep path into the results directory failed";
 
 // hpcs-job has exit codes of its own (EXIT_HELP), not hpcs's.
 #[cfg(test)]

@@ -76,6 +76,11 @@ pub struct JobSpec {
     pub results: Option<String>,
     /// Their recipients.
     pub results_recipients: Vec<String>,
+    /// Scratch directory template and size (`DIR[:SIZE]`; DIR absolute, may
+    /// contain %j and %u).
+    pub scratch: Option<String>,
+    /// Paths in scratch copied into the results after the application.
+    pub scratch_keep: Vec<String>,
     /// Mount through an srun step on every node.
     pub srun: bool,
     pub mount_timeout: u32,
@@ -190,6 +195,34 @@ impl JobSpec {
                 Some(results_dir(r)?)
             }
         };
+        let scratch = match &cli.scratch {
+            None => None,
+            Some(sc) => {
+                if mounts.iter().any(|m| m.name == SCRATCH_NAME) {
+                    return Err(invalid(format!(
+                        "an archive is mounted as '{SCRATCH_NAME}', the name of the scratch directory: give it another name with ARCHIVE:NAME"
+                    )));
+                }
+                Some(scratch_dir(sc)?)
+            }
+        };
+        if !cli.scratch_keep.is_empty() && (scratch.is_none() || results.is_none()) {
+            return Err(invalid(
+                "--scratch-keep copies from the scratch directory into the results directory: it needs --scratch and --results",
+            ));
+        }
+        let scratch_keep = cli
+            .scratch_keep
+            .iter()
+            .map(|k| {
+                relative_path(
+                    "--scratch-keep",
+                    k,
+                    "a path inside the scratch directory, like out/table.h5",
+                )
+                .map(str::to_string)
+            })
+            .collect::<Result<_, _>>()?;
         let hpcs_mount = program("--hpcs-mount", &cli.hpcs_mount)?;
         for a in &cli.mount_args {
             no_control("--mount-arg", a)?;
@@ -214,6 +247,8 @@ impl JobSpec {
             mount_args: cli.mount_args.clone(),
             results,
             results_recipients: cli.results_recipients.clone(),
+            scratch,
+            scratch_keep,
             srun: cli.srun || cli.nodes > 1,
             mount_timeout: cli.mount_timeout,
         })
@@ -342,6 +377,16 @@ pub fn valid_name(n: &str) -> bool {
 
 /// A relative path inside an archive, without `..` or empty components.
 fn relative_entry(e: &str) -> Result<&str, Error> {
+    relative_path(
+        "--secret-entry",
+        e,
+        "a relative path inside the archive, like run.sh",
+    )
+}
+
+/// A relative path with no empty, `.` or `..` component and no control
+/// character.
+fn relative_path<'a>(flag: &str, e: &'a str, what: &str) -> Result<&'a str, Error> {
     let ok = !e.is_empty()
         && !e.starts_with('/')
         && e.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
@@ -349,9 +394,7 @@ fn relative_entry(e: &str) -> Result<&str, Error> {
     if ok {
         Ok(e)
     } else {
-        Err(invalid(format!(
-            "--secret-entry {e:?}: give a relative path inside the archive, like run.sh"
-        )))
+        Err(invalid(format!("{flag} {e:?}: give {what}")))
     }
 }
 
@@ -449,6 +492,40 @@ fn results_dir(r: &str) -> Result<String, Error> {
 }
 
 /// A program: a name in PATH, or a path that must exist and be executable here.
+/// The scratch directory's name under the mount root.
+pub const SCRATCH_NAME: &str = "scratch";
+
+/// `DIR[:SIZE]`: an absolute directory template (letters, digits, / . _ -
+/// + and %j/%u) and an optional size such as 100G.
+fn scratch_dir(v: &str) -> Result<String, Error> {
+    let (dir, size) = match v.rsplit_once(':') {
+        Some((d, s)) => (d, Some(s)),
+        None => (v, None),
+    };
+    let ok_chars = dir
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-%+".contains(c));
+    let dir = dir.trim_end_matches('/');
+    if !dir.starts_with('/') || !ok_chars || dir.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "--scratch {v:?}: give an absolute directory made of letters, digits, / . _ - + and %j/%u, optionally :SIZE"
+        )));
+    }
+    if let Some(s) = size {
+        let digits = s.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+        if digits.is_empty()
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || s.len() > digits.len() + 1
+        {
+            return Err(invalid(format!(
+                "--scratch {v:?}: SIZE {s:?} is not a size such as 500M or 100G"
+            )));
+        }
+        return Ok(format!("{dir}:{s}"));
+    }
+    Ok(dir.to_string())
+}
+
 fn program(flag: &str, p: &str) -> Result<String, Error> {
     no_control(flag, p)?;
     if p.is_empty() {
@@ -621,6 +698,96 @@ mod tests {
             let e = spec(&v).unwrap_err();
             assert_eq!(e.exit_code(), 3, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn scratch_options() {
+        let d = tempfile::tempdir().expect("tmp");
+        let a = archive(d.path(), "data.hpcs");
+        let id = exec_script(d.path(), "id.txt", 0o600);
+        let (a, id) = (a.to_str().unwrap(), id.to_str().unwrap());
+        let base = ["--data", a, "-i", id, "--app", "true"];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            spec(&v)
+        };
+        let s = with(&["--scratch", "/local/%u-%j:100G"]).expect("valid");
+        assert_eq!(s.scratch.as_deref(), Some("/local/%u-%j:100G"));
+        assert_eq!(
+            with(&["--scratch", "/local/x/"])
+                .unwrap()
+                .scratch
+                .as_deref(),
+            Some("/local/x")
+        );
+        let s = with(&[
+            "--scratch",
+            "/l",
+            "--results",
+            "/r",
+            "--results-recipient",
+            "age1xyz",
+            "--scratch-keep",
+            "out/t.h5",
+        ])
+        .expect("valid");
+        assert_eq!(s.scratch_keep, ["out/t.h5"]);
+        for (bad, msg) in [
+            (&["--scratch", "rel/dir"][..], "absolute directory"),
+            (&["--scratch", "/a b"][..], "absolute directory"),
+            (&["--scratch", "/a/../b"][..], "absolute directory"),
+            (&["--scratch", "/a:lots"][..], "not a size"),
+            (&["--scratch", "/a:10GG"][..], "not a size"),
+            (
+                &["--scratch-keep", "x"][..],
+                "needs --scratch and --results",
+            ),
+            (
+                &["--scratch", "/l", "--scratch-keep", "x"][..],
+                "needs --scratch and --results",
+            ),
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(e.to_string().contains(msg), "{bad:?}: {e}");
+            assert_eq!(e.exit_code(), 3);
+        }
+        let keep = [
+            "--scratch",
+            "/l",
+            "--results",
+            "/r",
+            "--results-recipient",
+            "age1xyz",
+            "--scratch-keep",
+        ];
+        for bad in ["/abs", "../up", "a/../b", "", "a//b"] {
+            let mut v = keep.to_vec();
+            v.push(bad);
+            assert!(
+                with(&v)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("inside the scratch directory"),
+                "{bad:?}"
+            );
+        }
+        let named = format!("{a}:scratch");
+        let e = spec(&[
+            "--data",
+            &named,
+            "-i",
+            id,
+            "--app",
+            "true",
+            "--scratch",
+            "/l",
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("name of the scratch directory"),
+            "{e}"
+        );
     }
 
     #[test]

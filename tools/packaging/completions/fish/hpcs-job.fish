@@ -21,6 +21,8 @@ complete -c hpcs-job -l hpcs-mount -d 'The hpcs-mount program on the compute nod
 complete -c hpcs-job -l mount-arg -d 'Extra argument for every hpcs-mount call (repeatable), e.g. --mount-arg=--cache-size=1G' -r
 complete -c hpcs-job -l results -d 'Encrypt what the job writes into $HPCS_RESULTS ({root}/results) into this directory on shared storage (hpcs-mount --output)' -r
 complete -c hpcs-job -l results-recipient -d 'Recipient of the results: age1…, ssh-ed25519 …, ssh-rsa … (repeatable; needed with --results)' -r
+complete -c hpcs-job -l scratch -d 'Give the job an encrypted, read-write scratch directory, $HPCS_SCRATCH ({root}/scratch), stored in DIR on each node (hpcs-mount --scratch); SIZE (e.g. 100G) limits it' -r
+complete -c hpcs-job -l scratch-keep -d 'After the application succeeded, copy PATH (relative to the scratch directory; a file or a directory) into the results directory, which encrypts it to --results-recipient (repeatable)' -r
 complete -c hpcs-job -l mount-timeout -d 'Seconds to wait for the archives to be mounted on every node' -r
 complete -c hpcs-job -s o -l output -d 'Write the batch script here (mode 0700) instead of standard output' -r -F
 complete -c hpcs-job -l vault -d 'Fetch the archive keys from Vault/OpenBao with the job\'s JWT-SVID (passed to hpcs-mount as --vault), for archives packed with `hpcs-pack pack --vault --allow <SPIFFE ID>`'

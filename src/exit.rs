@@ -52,6 +52,14 @@ pub const RESULTS_INCOMPLETE: u8 = 16;
 /// hpcs-pack results: a result or manifest failed authentication (modified,
 /// forged, or from another run).
 pub const RESULTS_TAMPERED: u8 = 17;
+/// The archive is not the one expected: its pin differs from the expected
+/// pin (`--pin`), it names another Vault dataset than `--vault-dataset`, or
+/// its key does not match the pinned header (a copied archive id and key
+/// check). Nothing was mounted.
+pub const ARCHIVE_PIN: u8 = 18;
+/// hpcs-pack results: the results hold a run that was not expected
+/// (`--expect-run`), or an expected run is missing.
+pub const UNEXPECTED_RUN: u8 = 19;
 /// hpcs-mount: /dev/fuse is missing or cannot be opened.
 pub const NO_FUSE: u8 = 30;
 /// hpcs-mount: the mount point does not exist or is not a directory.
@@ -145,6 +153,14 @@ pub const TABLE: &[(u8, &str)] = &[
     (
         RESULTS_TAMPERED,
         "hpcs-pack results: a result or manifest failed authentication",
+    ),
+    (
+        ARCHIVE_PIN,
+        "the archive is not the expected one (pin or Vault dataset differs); nothing was mounted",
+    ),
+    (
+        UNEXPECTED_RUN,
+        "hpcs-pack results: a run was not expected (--expect-run), or an expected run is missing",
     ),
     (
         NO_FUSE,
@@ -254,7 +270,9 @@ pub fn for_key(e: &KeyError) -> u8 {
     match e {
         KeyError::BadRecipient(_) => BAD_RECIPIENT,
         KeyError::RecipientsUnreadable { .. } => INPUT,
-        KeyError::IdentityUnreadable { .. } | KeyError::BadIdentity { .. } => BAD_IDENTITY,
+        KeyError::IdentityUnreadable { .. }
+        | KeyError::IdentityExposed { .. }
+        | KeyError::BadIdentity { .. } => BAD_IDENTITY,
         KeyError::NoMatchingIdentity | KeyError::NoAgeStanza => WRONG_KEY,
         KeyError::BadStanza(_) => HEADER,
     }
@@ -317,6 +335,7 @@ pub fn for_vault(e: &crate::keys::vault::VaultError) -> u8 {
         V::SvidExpired { .. } => SVID_EXPIRED,
         V::WrongAudience { .. } => WRONG_AUDIENCE,
         V::UnknownDataset(_) => UNKNOWN_DATASET,
+        V::WrongDataset(_) => ARCHIVE_PIN,
         V::Revoked { .. } => KEY_REVOKED,
         V::Rollback { .. } => ROLLBACK,
         V::SpiffeUnavailable(_) => SPIFFE_UNAVAILABLE,

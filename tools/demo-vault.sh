@@ -39,6 +39,9 @@ wait_for() {
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export BAO_ADDR=http://127.0.0.1:$port
+# A -dev server speaks plain http: allow it for this demo only (hpcs refuses
+# http:// otherwise, since whoever binds the port first would get the SVID).
+export HPCS_VAULT_ALLOW_HTTP=1
 unset BAO_TOKEN VAULT_TOKEN VAULT_ADDR SPIFFE_ENDPOINT_SOCKET
 job_id=spiffe://example.org/demo/genome-analysis
 

@@ -294,6 +294,12 @@ impl Header {
         self.index_offset() + self.index_geometry().ciphertext_len().unwrap_or(0)
     }
 
+    /// This archive's pin (FORMAT.md "Archive pin"): kept by `rewrap`,
+    /// different for any other archive.
+    pub fn pin(&self) -> super::Pin {
+        super::Pin::compute(&self.archive_id, &self.key_check)
+    }
+
     /// The archive id in lower-case hex.
     pub fn archive_id_hex(&self) -> String {
         hex(&self.archive_id)

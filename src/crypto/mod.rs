@@ -10,6 +10,7 @@
 //! | Chunks         | [`aead`], [`nonce`], [`offsets`], [`stream`] |
 //! | Header         | [`header`]                |
 //! | Index          | [`index`]                 |
+//! | Archive pin    | [`pin`]                   |
 //! | Reading        | [`reader`], [`source`]    |
 //! | Writing        | [`writer`]                |
 
@@ -20,6 +21,7 @@ pub mod keys;
 mod le;
 pub mod nonce;
 pub mod offsets;
+pub mod pin;
 pub mod reader;
 pub mod source;
 pub mod stream;
@@ -30,6 +32,7 @@ pub use aead::{Backend, Suite};
 pub use header::{Header, Stanza};
 pub use index::{Kind, Node, NodeId, Tree, TreeBuilder, ROOT};
 pub use keys::DataKey;
+pub use pin::Pin;
 pub use reader::{Archive, SealedArchive};
 pub use source::{FileSource, MmapSource, Source};
 pub use stream::StreamKind;

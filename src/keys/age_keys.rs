@@ -28,6 +28,14 @@ pub enum KeyError {
         /// Why.
         err: std::io::Error,
     },
+    /// Other users can access the identity file (OpenSSH refuses such keys too).
+    #[error("identity file {path} is accessible by group or others (mode {mode:04o}): anyone who can read it opens every archive packed to it; run `chmod 600 {path}` (and, if others may already have read it, make a new identity and rewrap)")]
+    IdentityExposed {
+        /// File.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The identity file has no usable identity.
     #[error("identity file {path} is not usable: {why}")]
     BadIdentity {
@@ -144,13 +152,14 @@ impl std::fmt::Debug for Identities {
 /// an unencrypted OpenSSH private key (ed25519 or RSA).
 pub fn load_identities(path: &std::path::Path) -> Result<Identities, KeyError> {
     let name = path.display().to_string();
+    let unreadable = |err| KeyError::IdentityUnreadable {
+        path: name.clone(),
+        err,
+    };
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    check_identity_file(&file, &name)?;
     let mut data = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut data))
-        .map_err(|err| KeyError::IdentityUnreadable {
-            path: name.clone(),
-            err,
-        })?;
+    file.read_to_end(&mut data).map_err(unreadable)?;
     let bad = |why: String| KeyError::BadIdentity {
         path: name.clone(),
         why,
@@ -182,6 +191,78 @@ pub fn load_identities(path: &std::path::Path) -> Result<Identities, KeyError> {
     };
     data.zeroize();
     result
+}
+
+/// Shared filesystems where a long-term key is readable by whoever administers
+/// (or breaks into) the storage: statfs magic numbers and names.
+const SHARED_FILESYSTEMS: &[(u32, &str)] = &[
+    (0x6969, "NFS"),
+    (0x0BD0_0BD0, "Lustre"),
+    (0x4750_4653, "GPFS"),
+    (0x1983_0326, "BeeGFS"),
+    (0x00C3_6400, "CephFS"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+];
+
+/// The shared filesystem `file` lives on, if it is one of [`SHARED_FILESYSTEMS`].
+pub fn shared_filesystem(file: &std::fs::File) -> Option<&'static str> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open for the lifetime of `file`, and `st` is a
+    // valid, writable statfs.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return None;
+    }
+    // f_type is a signed word whose width differs by architecture; the magic
+    // numbers are its low 32 bits.
+    let magic = st.f_type as u64 as u32;
+    SHARED_FILESYSTEMS
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, n)| *n)
+}
+
+/// Refuses an identity file other users can access (like OpenSSH), and warns
+/// when it lives on a shared filesystem.
+fn check_identity_file(file: &std::fs::File, name: &str) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file
+        .metadata()
+        .map_err(|err| KeyError::IdentityUnreadable {
+            path: name.to_string(),
+            err,
+        })?
+        .permissions()
+        .mode();
+    // Character devices and pipes (-i /dev/stdin, <(…)) are not stored keys.
+    let stored = mode & libc::S_IFMT == libc::S_IFREG;
+    if stored && mode & 0o077 != 0 {
+        return Err(KeyError::IdentityExposed {
+            path: name.to_string(),
+            mode: mode & 0o7777,
+        });
+    }
+    if let Some(fs) = shared_filesystem(file) {
+        crate::warn!(
+            "identity file {name} is on {fs}: whoever can read that storage (its administrators, a compromised node or server) can copy the key and open every archive packed to it; keep it on the secure device and use Vault mode (--vault) on the cluster"
+        );
+    }
+    Ok(())
+}
+
+/// Test helper: writes `text` as a new identity file with mode 0600.
+#[cfg(test)]
+pub(crate) fn write_test_identity(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write test identity");
 }
 
 /// Builds the age stanza: the data key as an age file to all `recipients`.

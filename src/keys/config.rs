@@ -8,7 +8,8 @@
 //! 4. the user's file `$HPCS_CONFIG`, else `$XDG_CONFIG_HOME/hpcs/config.toml`,
 //!    else `~/.config/hpcs/config.toml`;
 //! 5. the environment: `BAO_ADDR`/`VAULT_ADDR`, `BAO_CACERT`/`VAULT_CACERT`,
-//!    `BAO_NAMESPACE`/`VAULT_NAMESPACE`, `SPIFFE_ENDPOINT_SOCKET`;
+//!    `BAO_NAMESPACE`/`VAULT_NAMESPACE`, `SPIFFE_ENDPOINT_SOCKET`,
+//!    `HPCS_VAULT_ALLOW_HTTP=1` (development only: allow plain `http://`);
 //! 6. command-line flags.
 //!
 //! The site's files win over the archive because the site knows its own Vault
@@ -36,6 +37,8 @@ pub const DEFAULT_ADDR: &str = "https://127.0.0.1:8200";
 pub const DEFAULT_RETRY_SECS: u64 = 30;
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
+/// The development switch that allows plain `http://` to Vault.
+pub const ALLOW_HTTP_ENV: &str = "HPCS_VAULT_ALLOW_HTTP";
 /// The system-wide config file.
 pub const SYSTEM_CONFIG: &str = "/etc/hpcs/config.toml";
 
@@ -66,8 +69,9 @@ pub struct Layer {
     pub login_mount: Option<String>,
     /// User name for `userpass`/`ldap` logins.
     pub user: Option<String>,
-    /// Allow `http://` to a non-loopback Vault (default false: tokens and
-    /// SVIDs would cross the network in clear text).
+    /// Allow plain `http://` to Vault, even on loopback (default false: a
+    /// token or JWT-SVID sent in clear text goes to whoever holds the port).
+    /// Development only; also set by `HPCS_VAULT_ALLOW_HTTP=1`.
     pub allow_insecure_http: Option<bool>,
 }
 
@@ -104,6 +108,7 @@ impl Layer {
             ca_cert: pick("BAO_CACERT", "VAULT_CACERT").map(PathBuf::from),
             namespace: pick("BAO_NAMESPACE", "VAULT_NAMESPACE"),
             spiffe_socket: env("SPIFFE_ENDPOINT_SOCKET").filter(|v| !v.is_empty()),
+            allow_insecure_http: env(ALLOW_HTTP_ENV).filter(|v| v == "1").map(|_| true),
             ..Layer::default()
         }
     }
@@ -176,7 +181,7 @@ pub type Notice = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 /// Checked settings for talking to Vault and the Workload API.
 #[derive(Clone)]
 pub struct Settings {
-    /// Vault address, checked: `https://…`, or `http://` to loopback.
+    /// Vault address, checked: `https://…` (`http://` only with the development switch).
     pub addr: String,
     /// Extra CA certificates (PEM file) for Vault's TLS certificate.
     pub ca_cert: Option<PathBuf>,
@@ -298,18 +303,12 @@ fn valid_mount(m: &str) -> bool {
 fn check_addr(addr: &str, allow_http: bool) -> Result<(), VaultError> {
     let url = reqwest::Url::parse(addr)
         .map_err(|e| VaultError::Config(format!("invalid Vault address {addr:?}: {e}")))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
     match url.scheme() {
         "https" => {}
-        "http" if loopback || allow_http => {}
+        "http" if allow_http => {}
         "http" => {
             return Err(VaultError::Config(format!(
-                "refusing plain http to {addr}: tokens and SVIDs would cross the network unencrypted; use https (or set allow_insecure_http = true in the [vault] section of the config file)"
+                "refusing plain http to {addr}: whoever holds that port (on loopback, any other user on this node who binds it first) or watches the network receives this process's JWT-SVID or token and can replay it while it is valid; use https:// (with ca_cert or BAO_CACERT for a private CA), or for development only set {ALLOW_HTTP_ENV}=1 (or allow_insecure_http = true in the [vault] section of the config file)"
             )))
         }
         s => {
@@ -430,7 +429,8 @@ mod tests {
             bad("http://vault.example.org:8200"),
             "plain http off loopback"
         );
-        assert!(!bad("http://127.0.0.1:8200"));
+        assert!(bad("http://127.0.0.1:8200"), "plain http on loopback");
+        assert!(bad("http://localhost:8200"), "plain http on loopback");
         assert!(!bad("https://vault.example.org:8200/"));
         assert!(bad("ftp://x"));
         assert!(bad("https://vault.example.org/v1/secret"));
@@ -439,6 +439,35 @@ mod tests {
             ..Layer::default()
         };
         assert!(mount.resolve(None).is_err());
+    }
+
+    #[test]
+    fn plain_http_needs_the_development_switch() {
+        let resolve = |env: &'static [(&'static str, &'static str)]| {
+            Layer {
+                addr: Some("http://127.0.0.1:8200".into()),
+                ..Layer::default()
+            }
+            .under(Layer::from_env(&env_of(env)))
+            .resolve(None)
+        };
+        let e = resolve(&[]).expect_err("http without the switch");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(ALLOW_HTTP_ENV) && msg.contains("JWT-SVID"),
+            "{msg}"
+        );
+        assert!(resolve(&[(ALLOW_HTTP_ENV, "0")]).is_err());
+        assert!(resolve(&[(ALLOW_HTTP_ENV, "yes")]).is_err());
+        assert!(resolve(&[(ALLOW_HTTP_ENV, "1")]).is_ok());
+        let file = Layer::parse_file("[vault]\nallow_insecure_http = true\n", Path::new("c"));
+        let file = file.expect("parses");
+        assert!(Layer {
+            addr: Some("http://127.0.0.1:8200".into()),
+            ..file
+        }
+        .resolve(None)
+        .is_ok());
     }
 
     #[test]

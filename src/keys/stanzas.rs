@@ -154,14 +154,13 @@ mod tests {
     fn identity(dir: &Path, n: u8) -> (PathBuf, String) {
         let id = age::x25519::Identity::generate();
         let p = dir.join(format!("id{n}.txt"));
-        std::fs::write(
+        crate::keys::age_keys::write_test_identity(
             &p,
-            format!(
+            &format!(
                 "{}\n",
                 age::secrecy::ExposeSecret::expose_secret(&id.to_string())
             ),
-        )
-        .unwrap();
+        );
         (p, id.to_public().to_string())
     }
 

@@ -65,6 +65,8 @@ pub struct OutputDir {
     pub dir: PathBuf,
     /// Who can decrypt them.
     pub recipients: Vec<Recipient>,
+    /// The run id fixed in advance (`--output-run`), else a random one.
+    pub run: Option<[u8; 16]>,
 }
 
 /// This node's name, for the results manifest.
@@ -99,6 +101,7 @@ fn open_output<S: Source + 'static>(
         name,
         dir,
         recipients,
+        run: fixed_run,
     } = o;
     let first = &archives[0].archive;
     let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "-".into());
@@ -116,6 +119,10 @@ fn open_output<S: Source + 'static>(
             format!("--output: cannot use {}: {e}", dir.display()),
         )
     })?;
+    let run = match fixed_run {
+        Some(r) => run.with_run_id(r),
+        None => run,
+    };
     info!(
         "results directory {name}: encrypted into {} (run {})",
         dir.display(),

@@ -108,17 +108,16 @@ impl DirReport {
 }
 
 /// Where a run's files go under the destination: directly when the
-/// directory holds one run, else in `<host>-<run id prefix>/`.
+/// directory holds one run, else in `run-<run id>/`. The name is made here
+/// from the run id (16 bytes, in hex), never taken from a manifest: a
+/// manifest is written by whoever holds the archive key, and a forged
+/// `host ../../x` must not choose where files land.
 fn run_subdir(r: &RunReport, several: bool) -> PathBuf {
-    if !several {
-        return PathBuf::new();
+    if several {
+        PathBuf::from(format!("run-{}", hex(&r.run)))
+    } else {
+        PathBuf::new()
     }
-    let host = r
-        .manifest
-        .as_ref()
-        .and_then(|m| m.as_ref().ok())
-        .map_or_else(|| "run".into(), |m| m.info.host.clone());
-    PathBuf::from(format!("{host}-{}", &hex(&r.run)[..8]))
 }
 
 /// Checks every result in `dir` and, with `dest`, writes the complete ones
@@ -394,4 +393,19 @@ fn place(report: &mut DirReport, dest: &Path) -> Result<(), ReadError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_directories_are_made_from_the_run_id_only() {
+        let r = RunReport::empty([0xab; 16]);
+        assert_eq!(run_subdir(&r, false), PathBuf::new());
+        assert_eq!(
+            run_subdir(&r, true),
+            PathBuf::from(format!("run-{}", "ab".repeat(16)))
+        );
+    }
 }

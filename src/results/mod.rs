@@ -43,11 +43,10 @@ mod test_util {
     fn identity(dir: &Path) -> age::x25519::Identity {
         use age::secrecy::ExposeSecret;
         let id = age::x25519::Identity::generate();
-        std::fs::write(
-            dir.join("id.txt"),
-            format!("{}\n", id.to_string().expose_secret()),
-        )
-        .unwrap();
+        crate::keys::age_keys::write_test_identity(
+            &dir.join("id.txt"),
+            &format!("{}\n", id.to_string().expose_secret()),
+        );
         id
     }
 

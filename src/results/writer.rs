@@ -96,6 +96,14 @@ impl Run {
         })
     }
 
+    /// Uses `run` as the run id instead of a random one: the id the user was
+    /// given in advance (`hpcs-mount --output-run`, set by hpcs-job) and
+    /// requires with `hpcs-pack results ... --expect-run`.
+    pub fn with_run_id(mut self, run: [u8; 16]) -> Run {
+        self.info.run = run;
+        self
+    }
+
     /// Who and when.
     pub fn info(&self) -> &RunInfo {
         &self.info

@@ -73,8 +73,14 @@ impl Job {
     }
 
     fn command(&self, script: &str) -> Command {
+        self.command_with(&[], script)
+    }
+
+    /// [`Job::command`] with `extra` hpcs-mount flags.
+    fn command_with(&self, extra: &[&str], script: &str) -> Command {
         let mut c = Command::new(MOUNT);
-        c.arg("--archive")
+        c.args(extra)
+            .arg("--archive")
             .arg(format!("data={}", self.archive.display()))
             .arg(&self.mnt)
             .arg("-i")
@@ -335,6 +341,129 @@ fn tampered_missing_forged_and_foreign_results_are_reported() {
         text(&o)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("mounted first"));
+}
+
+/// Issue 11, problem 5: the user knows the run id in advance (hpcs-mount
+/// --output-run, as hpcs-job passes it) and requires it; a complete,
+/// authentic run forged by a holder of the archive key (here with a
+/// manifest naming host ../../x) is reported with exit 19 and nothing is
+/// decrypted; without --expect-run its files land under DEST/run-<run>/,
+/// never outside DEST.
+#[test]
+fn expected_runs_and_forged_manifests_stay_inside_dest() {
+    if !fuse_ok() {
+        return;
+    }
+    let j = Job::new();
+    let run_id = "00112233445566778899aabbccddeeff";
+    let o = j
+        .command_with(&["--output-run", run_id], r#"echo mine > "$M/out/a.txt""#)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(j.results.join(format!("manifest-{run_id}.age")).exists());
+    // A run id is used once.
+    let o = j
+        .command_with(&["--output-run", run_id], "true")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(hpcs::exit::RESULTS_WRITE as i32));
+
+    // A co-key-holder forges a whole run with the archive's results key.
+    let ids = hpcs::keys::load_identities(&j.identity).unwrap();
+    let sealed =
+        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(&j.archive).unwrap())
+            .unwrap();
+    let key = hpcs::keys::unwrap_age(&sealed.header().stanzas, &ids).unwrap();
+    let archive = sealed.unlock(&key).unwrap();
+    let forger = hpcs::results::Run::new(
+        &j.results,
+        vec![hpcs::keys::parse_recipient(&j.recipient).unwrap()],
+        archive.results_key(),
+        archive.header().archive_id,
+        "../../x".into(),
+        "1".into(),
+    )
+    .unwrap();
+    let mut w = forger.create().unwrap();
+    w.write(b"forged\n").unwrap();
+    let f = w.finish(b"a.txt", 0o644).unwrap();
+    let body = hpcs::results::ManifestBody {
+        dirs: vec![],
+        files: vec![hpcs::results::ManifestFile {
+            object: f.object.clone(),
+            size: f.size,
+            sha256: f.sha256,
+            mode: 0o644,
+            path: b"a.txt".to_vec(),
+        }],
+        open: vec![],
+    };
+    forger.write_manifest(&body).unwrap();
+    let forged_run = hpcs::util::hex(&forger.info().run);
+
+    // Required runs: the forged one is reported, nothing is written.
+    let dest = j.dir.path().join("deep/er/dest");
+    let expect = |verb: &str, dest: Option<&Path>, runs: &[&str]| {
+        let mut c = Command::new(bin("hpcs-pack"));
+        c.args(["results", verb])
+            .arg(&j.results)
+            .arg("--archive")
+            .arg(&j.archive)
+            .arg("-i")
+            .arg(&j.identity);
+        if let Some(d) = dest {
+            c.arg("-o").arg(d);
+        }
+        for r in runs {
+            c.args(["--expect-run", r]);
+        }
+        run(&mut c)
+    };
+    let o = expect("decrypt", Some(&dest), &[run_id]);
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::UNEXPECTED_RUN as i32),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains(&forged_run), "{}", text(&o));
+    assert!(!dest.exists() || std::fs::read_dir(&dest).unwrap().next().is_none());
+    let o = expect(
+        "verify",
+        None,
+        &[run_id, "ffeeddccbbaa99887766554433221100"],
+    );
+    assert_eq!(o.status.code(), Some(hpcs::exit::UNEXPECTED_RUN as i32));
+    assert!(
+        text(&o).contains("no results of expected run(s) ffeedd"),
+        "{}",
+        text(&o)
+    );
+    let o = expect("verify", None, &[run_id, &forged_run]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = expect("verify", None, &["not-hex"]);
+    assert_eq!(o.status.code(), Some(hpcs::exit::USAGE as i32));
+
+    // Without --expect-run both runs are authentic; each goes under a
+    // directory named by hpcs-pack, and nothing lands outside DEST.
+    let o = expect("decrypt", Some(&dest), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mine = dest.join(format!("run-{run_id}/a.txt"));
+    assert_eq!(std::fs::read(&mine).unwrap(), b"mine\n");
+    let theirs = dest.join(format!("run-{forged_run}/a.txt"));
+    assert_eq!(std::fs::read(&theirs).unwrap(), b"forged\n");
+    let outside: Vec<_> = std::fs::read_dir(j.dir.path().join("deep"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, ["er"], "something was written outside DEST");
+    assert_eq!(
+        std::fs::read_dir(j.dir.path().join("deep/er"))
+            .unwrap()
+            .count(),
+        1
+    );
 }
 
 fn archive_id(p: &Path) -> [u8; 32] {

@@ -42,11 +42,25 @@ pub fn age_keypair() -> (String, String) {
     )
 }
 
-/// Writes an age identity file into `dir` and returns (path, recipient).
+/// Writes `text` to a new file `path` with mode 0600 (identity files: hpcs
+/// refuses one that group or others can read).
+pub fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write private file");
+}
+
+/// Writes an age identity file (mode 0600) into `dir` and returns (path, recipient).
 pub fn identity_file(dir: &Path, name: &str) -> (PathBuf, String) {
     let (secret, public) = age_keypair();
     let p = dir.join(name);
-    std::fs::write(&p, format!("# test identity\n{secret}\n")).expect("write identity");
+    write_private(&p, &format!("# test identity\n{secret}\n"));
     (p, public)
 }
 

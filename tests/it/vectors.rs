@@ -122,7 +122,12 @@ fn evaluate(
         Ok(s) => s,
         Err(e) => return (Err(classify(&e)), released),
     };
-    let ids = hpcs::keys::load_identities(identity).unwrap();
+    // A git checkout leaves the (public on purpose) identity at mode 0644,
+    // which hpcs refuses: load a private copy.
+    let copy = tmpdir();
+    let private = copy.path().join("identity.txt");
+    write_private(&private, &std::fs::read_to_string(identity).unwrap());
+    let ids = hpcs::keys::load_identities(&private).unwrap();
     let key = match hpcs::keys::unwrap_age(&sealed.header().stanzas, &ids) {
         Ok(k) => k,
         Err(hpcs::keys::KeyError::NoMatchingIdentity) => return (Err(Outcome::WrongKey), released),
@@ -267,17 +272,16 @@ fn generate_vectors() {
             .to_string()
     } else {
         let (secret, public) = age_keypair();
-        std::fs::write(&id_path, format!("# TEST VECTOR KEY, PUBLIC ON PURPOSE: never use it for data\n# public key: {public}\n{secret}\n")).unwrap();
+        write_private(&id_path, &format!("# TEST VECTOR KEY, PUBLIC ON PURPOSE: never use it for data\n# public key: {public}\n{secret}\n"));
         public
     };
     let (other_secret, _) = age_keypair();
     let other_id = dir.join("other-identity.txt");
     if !other_id.exists() {
-        std::fs::write(
+        write_private(
             &other_id,
-            format!("# TEST VECTOR KEY that opens none of the vectors\n{other_secret}\n"),
-        )
-        .unwrap();
+            &format!("# TEST VECTOR KEY that opens none of the vectors\n{other_secret}\n"),
+        );
     }
     let work = tmpdir();
     let src = work.path().join("src");

@@ -165,7 +165,8 @@ sys.exit(not (len(p) == 3 and all(s["voter"] for s in p)))'
 # vault_site DIR TOKEN: the site's Vault configuration at $BAO_ADDR
 # (hpcs-pack vault-setup, trusting the cluster agents' signing key) and a data
 # owner alice (userpass; password in DIR/alice.pw); sets VLOGIN to alice's
-# login flags for hpcs-pack.
+# login flags for hpcs-pack and VOWNER to her Vault entity id (the owner part of
+# her datasets: hpcs/ds/$VOWNER/NAME).
 vault_site() {
     local dir=$1 token=$2
     if ! HOME=$dir BAO_TOKEN=$token "$RUN" "$PACK" vault-setup --enable-userpass \
@@ -177,6 +178,10 @@ vault_site() {
     HOME=$dir BAO_TOKEN=$token "$RUN" bao write auth/userpass/users/alice \
         password="correct horse battery staple" token_policies=hpcs-user >/dev/null || return 1
     VLOGIN=(--vault-login userpass --vault-user alice --vault-password-file "$dir/alice.pw")
+    VOWNER=$(HOME=$dir "$RUN" bao write -format=json auth/userpass/login/alice \
+        password="correct horse battery staple" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["auth"]["entity_id"])') &&
+        [[ -n $VOWNER ]] || return 1
 }
 
 # The address of the HA cluster's active node (from any node's sys/leader).

@@ -236,7 +236,7 @@ if ((HAVE_BAO)); then
         check "node$n: one JWT login, as $U1_ID" \
             test "$(grep -cxF "login 10.99.0.$n hpcs-jwt-$U1_ID $slot" <<<"$summary")" = 1
         check "node$n: one key read of hpcs-u1's copy of vshards, as $U1_ID" \
-            test "$(grep -cxF "read 10.99.0.$n hpcs-jwt-$U1_ID $slot hpcs/ds/alice/vshards/$slot" <<<"$summary")" = 1
+            test "$(grep -cxF "read 10.99.0.$n hpcs-jwt-$U1_ID $slot hpcs/ds/$VOWNER/vshards/$slot" <<<"$summary")" = 1
     done
     check "no other login or key read during the job" test "$(wc -l <<<"$summary")" = 8
     [[ $(wc -l <<<"$summary") == 8 ]] || printf '    audit: %s\n' "$summary"

@@ -163,6 +163,9 @@ if vault_or_skip "Vault + SPIFFE on one node"; then
         >"$V/bao.log" 2>&1 &
     BG_PIDS+=($!)
     export BAO_ADDR=http://127.0.0.1:8200
+    # -dev OpenBao speaks plain http: allowed here by the development switch
+    # (the multi-node tests use https with the cluster's CA).
+    export HPCS_VAULT_ALLOW_HTTP=1
     deadline=$((SECONDS + 30))
     until HOME=$V BAO_TOKEN=root "$RUN" bao status >/dev/null 2>&1; do
         ((SECONDS < deadline)) || { bad "OpenBao did not start"; break; }

@@ -95,7 +95,7 @@ check "every key read in the audit log was by the identity whose copy it is" tes
 [[ -z $foreign ]] || printf '    %s\n' "$foreign"
 for ((k = 0; k < NLOAD; k++)); do
     n=$(audit_releases "$V4/audit.log" "$audit_from" |
-        grep -cxF "read 10.99.0.254 hpcs-jwt-${LOAD_ID[k]} $(slot_of "${LOAD_ID[k]}") hpcs/ds/alice/load-$k/$(slot_of "${LOAD_ID[k]}")")
+        grep -cxF "read 10.99.0.254 hpcs-jwt-${LOAD_ID[k]} $(slot_of "${LOAD_ID[k]}") hpcs/ds/$VOWNER/load-$k/$(slot_of "${LOAD_ID[k]}")")
     check "identity $k: 8 key reads, of its own copy" test "$n" = 8
 done
 

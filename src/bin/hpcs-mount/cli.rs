@@ -67,6 +67,18 @@ pub struct Cli {
     #[arg(long = "archive", value_name = "NAME=ARCHIVE")]
     pub archives: Vec<String>,
 
+    /// Refuse the archive unless it has this pin (`hpcs-pack inspect` prints
+    /// it): `--pin PIN` for the one ARCHIVE, `--pin NAME=PIN` per --archive
+    /// (repeatable).
+    ///
+    /// The pin names one archive: `hpcs-pack rewrap` keeps it, a new pack,
+    /// an older version or an archive packed by someone else to your key has
+    /// another. It is checked before the key is fetched, and the key must
+    /// then match the pinned header; any other archive ends with exit code
+    /// 18 before anything is mounted. hpcs-job always passes it.
+    #[arg(long = "pin", value_name = "[NAME=]PIN")]
+    pub pins: Vec<String>,
+
     /// Add a write-only results directory NAME next to the archives; every
     /// file written there is encrypted as it is written, into DIR.
     ///
@@ -86,6 +98,13 @@ pub struct Cli {
         requires = "output"
     )]
     pub output_recipients: Vec<String>,
+
+    /// Use this run id (32 hex digits) for the results instead of a random
+    /// one, so that you know it in advance and can require it with
+    /// `hpcs-pack results decrypt --expect-run RUN` (hpcs-job does this).
+    /// Refused (39) if DIR already holds a manifest of this run.
+    #[arg(long = "output-run", value_name = "RUN", requires = "output")]
+    pub output_run: Option<String>,
 
     /// File of results recipients, one per line (as `age -R` reads; repeatable).
     #[arg(
@@ -253,6 +272,7 @@ pub const EXIT_HELP: &str = "\
 Exit codes: in exec mode, CMD's exit code (128+N if killed by signal N).
 Before mounting: 2 bad command line, 3 archive unreadable, 8 identity unusable,
 10 not an archive, 11 needs newer hpcs, 12 wrong key, 13-15 archive damaged,
+18 not the expected archive (--pin, --vault-dataset),
 30 no /dev/fuse, 31 mount point missing, 32 mount point busy or not empty,
 33 mount failed, 34 CMD could not be started, 35 not an hpcs mount (--unmount),
 36 unmount failed, 37 daemon died before ready, 38 watched process exited,

@@ -16,7 +16,7 @@ mod vault_key;
 
 use std::process::ExitCode;
 
-use hpcs::crypto::{DataKey, FileSource, Header, SealedArchive, Source};
+use hpcs::crypto::{DataKey, FileSource, Header, Pin, SealedArchive, Source};
 use hpcs::exit::{self, Fail};
 #[cfg(feature = "bench-ceilings")]
 use hpcs::fs::bench::ShapedSource;
@@ -57,9 +57,10 @@ fn obtain_key(
     label: &str,
     ids: &[Identities],
     vault: &vault_key::VaultMountArgs,
+    dataset: Option<&str>,
 ) -> Result<DataKey, Fail> {
-    if vault_key::wanted(header, vault, !ids.is_empty()) {
-        return vault_key::obtain(header, label, vault);
+    if vault_key::wanted(header, vault, !ids.is_empty()) || dataset.is_some() {
+        return vault_key::obtain(header, label, vault, dataset);
     }
     if ids.is_empty() {
         return Err(Fail::new(
@@ -77,6 +78,23 @@ fn obtain_key(
     }
     let e = last.unwrap_or(keys::KeyError::NoMatchingIdentity);
     Err(Fail::new(exit::for_key(&e), format!("{label}: {e}")))
+}
+
+/// Refuses an archive whose header has another pin than expected, before
+/// any key is fetched.
+fn check_pin(header: &Header, want: &Pin, label: &str) -> Result<(), Fail> {
+    let have = header.pin();
+    if have.matches(want) {
+        return Ok(());
+    }
+    Err(Fail::new(
+        exit::ARCHIVE_PIN,
+        format!(
+            "{label}: this is not the expected archive: its pin is {have}, expected {want} \
+             (replaced, an older version, or packed by someone else); nothing was mounted. \
+             If you re-packed it yourself, use the new pin `hpcs-pack inspect` prints"
+        ),
+    ))
 }
 
 type Src = Box<dyn Source>;
@@ -101,10 +119,26 @@ fn open_archives(s: &Sources) -> Result<Vec<MountedArchive<Src>>, Fail> {
         let src: Src = Box::new(file);
         let sealed = SealedArchive::open(src)
             .map_err(|e| Fail::new(exit::for_format(&e), format!("{label}: {e}")))?;
-        let key = obtain_key(sealed.header(), &label, &ids, &s.vault)?;
-        let archive = sealed
-            .unlock(&key)
-            .map_err(|e| Fail::new(exit::for_format(&e), format!("{label}: {e}")))?;
+        let pin = s.pins.get(name);
+        if let Some(want) = pin {
+            check_pin(sealed.header(), want, &label)?;
+        }
+        let dataset = s.datasets.get(name).map(String::as_str);
+        let key = obtain_key(sealed.header(), &label, &ids, &s.vault, dataset)?;
+        let archive = sealed.unlock(&key).map_err(|e| match e {
+            // The header carries the pinned id and key check, but the key
+            // its stanza gave does not produce that key check: a copy of
+            // another archive's id and key check over someone else's key.
+            hpcs::crypto::Error::WrongKey if pin.is_some() => Fail::new(
+                exit::ARCHIVE_PIN,
+                format!(
+                    "{label}: the archive carries the expected pin, but its key does not match it \
+                     (an archive id and key check copied over another key): this is not the \
+                     expected archive; nothing was mounted"
+                ),
+            ),
+            e => Fail::new(exit::for_format(&e), format!("{label}: {e}")),
+        })?;
         drop(key); // wiped; the archive keeps only derived keys
         out.push(MountedArchive {
             name: name.clone(),

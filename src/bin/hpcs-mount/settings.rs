@@ -4,10 +4,12 @@
 //! Every bad value fails here with exit code 2 (or the code of the bad
 //! recipient or results directory) before anything is opened or mounted.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 #[cfg(feature = "bench-ceilings")]
 use std::time::Duration;
 
+use hpcs::crypto::Pin;
 use hpcs::exit::{self, Fail};
 use hpcs::fs::MountConfig;
 use hpcs::keys;
@@ -30,6 +32,10 @@ pub struct Settings {
 pub struct Sources {
     /// (name under a shared root, archive path).
     pub archives: Vec<(String, PathBuf)>,
+    /// Expected pin per archive name ("" for the single positional ARCHIVE).
+    pub pins: HashMap<String, Pin>,
+    /// Expected Vault dataset per archive name (`--vault-dataset`).
+    pub datasets: HashMap<String, String>,
     /// Age identity files (-i).
     pub identities: Vec<PathBuf>,
     /// Benchmark shaping of the backing file (HPCS_BENCH_BACKING_LATENCY_US,
@@ -89,6 +95,31 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
         }
         (list, m)
     };
+    let pins = per_archive("--pin", &cli.pins, &archives, |p| {
+        Pin::parse(p).ok_or_else(|| {
+            format!(
+                "not a pin; a pin is {}... with 26 letters/digits, as `hpcs-pack inspect` prints it",
+                hpcs::crypto::pin::PREFIX
+            )
+        })
+    })?;
+    let datasets = per_archive(
+        "--vault-dataset",
+        &cli.vault.vault_dataset,
+        &archives,
+        |d| {
+            let ok = d.split_once('/').is_some_and(|(o, n)| {
+                [o, n].iter().all(|p| {
+                    !p.is_empty()
+                        && !p.starts_with('.')
+                        && p.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+                })
+            });
+            ok.then(|| d.to_string())
+                .ok_or_else(|| "expected a dataset OWNER/NAME".to_string())
+        },
+    )?;
     let output = match &cli.output {
         None => None,
         Some(o) => Some(output_settings(
@@ -96,6 +127,7 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             &cli.output_recipients,
             &cli.output_recipients_files,
             &archives,
+            cli.output_run.as_deref(),
         )?),
     };
     let scratch = match &cli.scratch {
@@ -173,6 +205,8 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
     Ok(Settings {
         sources: Sources {
             archives,
+            pins,
+            datasets,
             identities: cli.identities,
             #[cfg(feature = "bench-ceilings")]
             shape,
@@ -194,6 +228,43 @@ pub fn check(cli: Cli) -> Result<Settings, Fail> {
             scratch,
         },
     })
+}
+
+/// Checks a per-archive flag (`--pin`, `--vault-dataset`): `VALUE` for the
+/// one positional ARCHIVE, `NAME=VALUE` per `--archive NAME`; `parse` checks
+/// VALUE. At most one per archive.
+fn per_archive<T>(
+    flag: &str,
+    args: &[String],
+    archives: &[(String, PathBuf)],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<HashMap<String, T>, Fail> {
+    let usage = |m: String| Fail::new(exit::USAGE, m);
+    let mut out = HashMap::new();
+    let single = archives.len() == 1 && archives[0].0.is_empty();
+    for a in args {
+        let (name, value) = match a.split_once('=') {
+            Some((n, v)) => (n, v),
+            None if single => ("", a.as_str()),
+            None => {
+                return Err(usage(format!(
+                    "{flag} {a:?}: with --archive, give NAME=VALUE"
+                )))
+            }
+        };
+        if !archives.iter().any(|(n, _)| n == name) {
+            return Err(usage(format!(
+                "{flag} {a:?}: no archive is named {name:?} (give {flag} VALUE for a single ARCHIVE, NAME=VALUE for --archive NAME=...)"
+            )));
+        }
+        let v = parse(value).map_err(|why| usage(format!("{flag} {a:?}: {why}")))?;
+        if out.insert(name.to_string(), v).is_some() {
+            return Err(usage(format!(
+                "{flag}: given twice for the archive {name:?}"
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// A name that can be one directory entry under the mount root.
@@ -279,6 +350,7 @@ fn output_settings(
     recipient_args: &[String],
     recipient_files: &[PathBuf],
     archives: &[(String, PathBuf)],
+    run: Option<&str>,
 ) -> Result<OutputDir, Fail> {
     let usage = |m: String| Fail::new(exit::USAGE, m);
     let (name, dir) = o.split_once('=').ok_or_else(|| {
@@ -328,6 +400,29 @@ fn output_settings(
             )))
         }
     }
+    let run = match run {
+        None => None,
+        Some(r) => {
+            let id = hpcs::util::unhex_array::<16>(r).ok_or_else(|| {
+                usage(format!(
+                    "--output-run {r:?}: give a run id of 32 hex digits (e.g. from hpcs-job)"
+                ))
+            })?;
+            let manifest = dir.join(format!(
+                "{}{}{}",
+                hpcs::results::MANIFEST_PREFIX,
+                hpcs::util::hex(&id),
+                hpcs::results::OBJECT_SUFFIX
+            ));
+            if std::fs::symlink_metadata(&manifest).is_ok() {
+                return Err(unusable(format!(
+                    "run {} already has a manifest there (a run id is used once: rerun hpcs-job for a new one)",
+                    hpcs::util::hex(&id)
+                )));
+            }
+            Some(id)
+        }
+    };
     // Probe: a results directory that cannot take a file fails now, not
     // after the job has run.
     let probe = dir.join(format!(".hpcs-probe-{}", std::process::id()));
@@ -341,6 +436,7 @@ fn output_settings(
         name: name.to_string(),
         dir,
         recipients,
+        run,
     })
 }
 
@@ -390,6 +486,41 @@ mod tests {
         assert!(usage(&["--archive", "a.hpcs", "/mnt"]).contains("expected NAME=ARCHIVE"));
         assert!(usage(&["--archive", "../x=a", "/mnt"]).contains("plain file name"));
         assert!(usage(&["--archive", "d=a", "--archive", "d=b", "/mnt"]).contains("used twice"));
+    }
+
+    #[test]
+    fn pins_name_their_archive() {
+        let p = hpcs::crypto::Pin::compute(&[1; 32], &[2; 32]).to_string();
+        let s = check_args(&["a.hpcs", "/m", "--pin", &p]).unwrap();
+        assert!(s.sources.pins[""].matches(&Pin::parse(&p).unwrap()));
+        let named = format!("d={p}");
+        let s = check_args(&[
+            "--archive",
+            "d=a",
+            "--archive",
+            "e=b",
+            "/m",
+            "--pin",
+            &named,
+        ])
+        .unwrap();
+        assert_eq!(s.sources.pins.len(), 1);
+        assert!(s.sources.pins.contains_key("d"));
+        assert!(usage(&["--archive", "d=a", "/m", "--pin", &p]).contains("give NAME=VALUE"));
+        let other = format!("x={p}");
+        assert!(usage(&["--archive", "d=a", "/m", "--pin", &other]).contains("no archive is named"));
+        assert!(usage(&["a", "/m", "--pin", "hpcspin1-xyz"]).contains("not a pin"));
+        assert!(usage(&["a", "/m", "--pin", &p, "--pin", &p]).contains("given twice"));
+        let s = check_args(&["a", "/m", "--vault-dataset", "alice/genome"]).unwrap();
+        assert_eq!(s.sources.datasets[""], "alice/genome");
+        let s = check_args(&["--archive", "d=a", "/m", "--vault-dataset", "d=bob/x.1"]).unwrap();
+        assert_eq!(s.sources.datasets["d"], "bob/x.1");
+        for bad in ["alice", "alice/", "/x", "a/.b", "a/b/c", "a b/c"] {
+            assert!(
+                usage(&["a", "/m", "--vault-dataset", bad]).contains("OWNER/NAME"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -482,6 +613,20 @@ mod tests {
         let o = s.plan.output.expect("output");
         assert_eq!((o.name.as_str(), o.dir.as_path()), ("out", d.path()));
         assert_eq!(o.recipients.len(), 1);
+        assert_eq!(o.run, None);
+        let run = "0123456789abcdef0123456789abcdef";
+        let mut with_run = args.clone();
+        with_run.extend(["--output-run", run]);
+        let o = check_args(&with_run).unwrap().plan.output.unwrap();
+        assert_eq!(o.run.map(|r| hpcs::util::hex(&r)).as_deref(), Some(run));
+        let mut bad_run = args.clone();
+        bad_run.extend(["--output-run", "xyz"]);
+        assert!(usage(&bad_run).contains("32 hex digits"));
+        std::fs::write(d.path().join(format!("manifest-{run}.age")), b"x").unwrap();
+        assert_eq!(
+            check_args(&with_run).err().unwrap().code,
+            exit::RESULTS_WRITE
+        );
 
         let missing = format!("out={}", d.path().join("none").display());
         let args = [

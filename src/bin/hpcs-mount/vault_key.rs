@@ -31,9 +31,12 @@ pub struct VaultMountArgs {
     #[arg(long)]
     pub vault: bool,
 
-    /// Refuse unless the archive names this dataset (OWNER/NAME).
-    #[arg(long, value_name = "OWNER/NAME")]
-    pub vault_dataset: Option<String>,
+    /// Refuse (exit 18, before any call to Vault) unless the archive names
+    /// this dataset: `--vault-dataset OWNER/NAME` for the one ARCHIVE,
+    /// `--vault-dataset NAME=OWNER/NAME` per --archive NAME (repeatable).
+    /// Implies --vault for that archive. hpcs-job always passes it with --vault.
+    #[arg(long, value_name = "[NAME=]OWNER/NAME")]
+    pub vault_dataset: Vec<String>,
 
     /// JWT-SVID audience (default: config file, else the archive's, else hpcs).
     #[arg(long, value_name = "AUD")]
@@ -94,9 +97,14 @@ pub fn wanted(header: &Header, a: &VaultMountArgs, have_identities: bool) -> boo
 
 /// Releases the key from Vault (see the module doc); retry notices are
 /// warnings, the release itself an info line.
-pub fn obtain(header: &Header, label: &str, a: &VaultMountArgs) -> Result<DataKey, Fail> {
+/// `want`: the dataset this archive must name (`--vault-dataset`).
+pub fn obtain(
+    header: &Header,
+    label: &str,
+    a: &VaultMountArgs,
+    want: Option<&str>,
+) -> Result<DataKey, Fail> {
     let notice: Notice = Arc::new(|m: &str| hpcs::warn!("{m}"));
-    let want = a.vault_dataset.as_deref();
     let (key, released) = vault::release_for_archive(header, want, a.layer(), Some(notice))
         .map_err(|e| Fail::new(exit::for_vault(&e), format!("{label}: {e}")))?;
     hpcs::info!("{label}: {released}");

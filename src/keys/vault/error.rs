@@ -37,6 +37,10 @@ pub enum VaultError {
     /// No key is registered for this dataset (for this identity).
     #[error("{0}")]
     UnknownDataset(String),
+    /// The archive names another dataset than the one expected
+    /// (`--vault-dataset`): refused before any call to Vault.
+    #[error("{0}")]
+    WrongDataset(String),
     /// The owner revoked the dataset's key (or this identity's access).
     #[error("access to dataset {dataset} was revoked{at}: {reason}; the key has been destroyed in Vault, so this archive can no longer be opened through Vault")]
     Revoked {

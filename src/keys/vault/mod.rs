@@ -19,7 +19,7 @@
 //! [`slot_role`] (`spiffe-` + SHA-256 of the ID) bound to exactly that subject.
 //! A login through it stamps the token's entity alias with `role=<slot>`, and
 //! the workload policy grants read on `<kv>/ds/+/+/<slot>` only. Owners write
-//! under `<kv>/ds/<their login name>/…` only. Nothing here logs a token or a
+//! under `<kv>/ds/<their Vault entity id>/…` only. Nothing here logs a token or a
 //! key; every type holding one redacts its `Debug`.
 //!
 //! One file per concern; imports point one way, leaves first:

@@ -84,7 +84,7 @@ impl VaultRef {
 /// A dataset name `owner/name`; both parts are path-safe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dataset {
-    /// The owner's Vault login name (their entity alias name).
+    /// The owner's Vault entity id (unique across auth mounts).
     pub owner: String,
     /// The dataset's name within the owner's space.
     pub name: String,

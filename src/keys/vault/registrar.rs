@@ -2,7 +2,7 @@
 //! with the user's own Vault login, checks and creates identity slots
 //! ([`Registrar::ensure_slot`]), registers a dataset's key for the allowed
 //! SPIFFE IDs, re-targets it ([`Registrar::set_allowed`]) and revokes
-//! (crypto-shreds) it. Owners write only under their own login name.
+//! (crypto-shreds) it. Owners write only under their own Vault entity id.
 
 use std::collections::BTreeSet;
 
@@ -86,9 +86,12 @@ impl Registrar {
             }
             Err(e) => return Err(e.into_vault(&s.addr, "look up own token")),
         };
+        // The owner part of the user's datasets is their entity id: alias
+        // names ("alice") repeat across auth mounts, entity ids do not.
         let owner = me
-            .pointer("/data/meta/username")
+            .pointer("/data/entity_id")
             .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
             .map(str::to_string);
         Ok(Registrar {
             c,
@@ -97,7 +100,8 @@ impl Registrar {
         })
     }
 
-    /// The user's login name (the owner part of their datasets), if Vault says.
+    /// The user's Vault entity id (the owner part of their datasets), if the
+    /// token has one (a root token has none).
     pub fn owner(&self) -> Option<&str> {
         self.owner.as_deref()
     }
@@ -110,7 +114,7 @@ impl Registrar {
         match &self.owner {
             Some(o) => Dataset::parse(&format!("{o}/{name}")),
             None => Err(VaultError::Config(format!(
-                "cannot tell your Vault login name from this token: name the dataset OWNER/{name}"
+                "this token has no Vault entity (a root or orphan token?): log in as yourself, or name the dataset OWNER_ENTITY_ID/{name}"
             ))),
         }
     }
@@ -131,7 +135,7 @@ impl Registrar {
     fn denied_or(&self, e: CallErr, ds: &Dataset, what: &str) -> VaultError {
         if e.is(403) {
             VaultError::Denied(format!(
-                "you may not {what} of {ds}: owners may only touch datasets under their own Vault login name{} (and need the {} policy)",
+                "you may not {what} of {ds}: owners may only touch datasets under their own Vault entity id{} (and need the {} policy)",
                 self.owner.as_ref().map(|o| format!(" ({o}/…)")).unwrap_or_default(),
                 policy_names(&self.c.s.kv_mount).0
             ))

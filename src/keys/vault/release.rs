@@ -78,8 +78,8 @@ pub fn release_for_archive(
     };
     if let Some(want) = want_dataset {
         if want != vref.dataset {
-            return Err(VaultError::UnknownDataset(format!(
-                "the archive is dataset {}, not {want} (--vault-dataset)",
+            return Err(VaultError::WrongDataset(format!(
+                "the archive is dataset {}, not the expected {want} (--vault-dataset): it is not the archive this mount was told to open; nothing was mounted",
                 vref.dataset
             )));
         }
@@ -338,8 +338,8 @@ mod tests {
         let vault = VaultRef::new("alice/x", "hpcs", "hpcs-jwt", "hpcs").to_stanza();
         let e = refused(vec![vault], Some("alice/y"));
         assert!(
-            matches!(&e, VaultError::UnknownDataset(m)
-                if m.contains("dataset alice/x, not alice/y")),
+            matches!(&e, VaultError::WrongDataset(m)
+                if m.contains("dataset alice/x, not the expected alice/y")),
             "{e}"
         );
         let bad = Stanza {

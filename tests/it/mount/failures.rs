@@ -175,6 +175,27 @@ fn startup_errors_have_their_exit_codes_and_mount_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(hpcs::exit::BAD_IDENTITY as i32));
+    // An identity file others can read is refused (like OpenSSH), before
+    // anything is mounted; at 0600 it mounts (below).
+    let chmod = |mode| {
+        std::fs::set_permissions(&s.identity, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    for mode in [0o644, 0o640, 0o604] {
+        chmod(mode);
+        let out = run_mount(&s.args());
+        assert!(!mounted(&s.mnt), "mode {mode:o} mounted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(hpcs::exit::BAD_IDENTITY as i32),
+            "mode {mode:o}: {err}"
+        );
+        assert!(
+            err.contains(&format!("chmod 600 {}", s.identity.display())),
+            "{err}"
+        );
+    }
+    chmod(0o600);
     // A mount point that is already mounted on.
     let m = s.mount(&[]);
     let out = run_mount(&s.args());

@@ -56,6 +56,7 @@ macro_rules! need_fuse {
 mod ceilings;
 mod failures;
 mod lifecycle;
+mod pins;
 mod reads;
 mod scratch;
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use hpcs::crypto::{DataKey, FileSource, SealedArchive};
 use hpcs::exit;
-use hpcs::keys::config::Layer;
+use hpcs::keys::config::{Layer, ALLOW_HTTP_ENV};
 use hpcs::keys::vault::{self, VaultError, VaultRef};
 
 pub(super) use super::servers::{bao_bin, free_port, Agent, Bao};
@@ -21,11 +21,6 @@ pub(super) const ALICE_PW: &str = "alice-test-password";
 pub(super) const BOB_PW: &str = "bob-test-password";
 /// The content of `reads.txt` in the sample tree.
 pub(super) const READS: &[u8] = b"ACGT sample reads\n";
-
-/// KV path of `id`'s copy of alice/genome's key.
-pub(super) fn genome_copy(id: &str) -> String {
-    format!("hpcs/ds/alice/genome/{}", vault::slot_role(id))
-}
 
 /// A bootstrapped site: OpenBao, hpcs policies, users alice and bob, and a
 /// sample tree.
@@ -47,7 +42,7 @@ impl Site {
         Some(site)
     }
 
-    /// [`Site::new`] with `genome.hpcs` packed as dataset alice/genome for
+    /// [`Site::new`] with `genome.hpcs` packed as alice's dataset genome for
     /// `JOB_A`, and the agent of that job.
     pub(super) fn with_genome(test: &str) -> Option<(Site, PathBuf, Agent)> {
         let site = Site::new(test)?;
@@ -98,11 +93,35 @@ impl Site {
         Agent::start(self.dir.path(), name, id, &[])
     }
 
-    /// The data key in hex as alice/genome's owner record holds it.
+    /// The Vault entity id (the owner part of their datasets) of the user who
+    /// logs in as `user` with `password` on userpass mount `mount`.
+    pub(super) fn entity_of(&self, mount: &str, user: &str, password: &str) -> String {
+        let out = self.bao.ok(&[
+            "write",
+            "-format=json",
+            &format!("auth/{mount}/login/{user}"),
+            &format!("password={password}"),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let id = v["auth"]["entity_id"].as_str().unwrap().to_string();
+        assert!(!id.is_empty(), "{out}");
+        id
+    }
+
+    /// Dataset `name` of alice (userpass): `<alice's entity id>/name`.
+    pub(super) fn alice(&self, name: &str) -> String {
+        format!("{}/{name}", self.entity_of("userpass", "alice", ALICE_PW))
+    }
+
+    /// KV path of `id`'s copy of alice's genome key.
+    pub(super) fn genome_copy(&self, id: &str) -> String {
+        format!("hpcs/ds/{}/{}", self.alice("genome"), vault::slot_role(id))
+    }
+
+    /// The data key in hex as alice's genome owner record holds it.
     pub(super) fn genome_key_hex(&self) -> String {
-        let out = self
-            .bao
-            .ok(&["read", "-field=key_hex", "hpcs/ds/alice/genome"]);
+        let rec = format!("hpcs/ds/{}", self.alice("genome"));
+        let out = self.bao.ok(&["read", "-field=key_hex", &rec]);
         out.trim().to_string()
     }
 
@@ -117,7 +136,8 @@ impl Site {
         c.env_clear()
             .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
-            .env("BAO_ADDR", &self.bao.addr);
+            .env("BAO_ADDR", &self.bao.addr)
+            .env(ALLOW_HTTP_ENV, "1");
         if !token.is_empty() {
             c.env("BAO_TOKEN", token);
         }
@@ -193,6 +213,8 @@ impl Site {
             spiffe_socket: Some(agent.endpoint.clone()),
             audience: audience.map(str::to_string),
             retry_secs: Some(retry),
+            // The test OpenBao is a -dev server on plain http (loopback).
+            allow_insecure_http: Some(true),
             ..Layer::default()
         }
         .resolve(Some(vref))
@@ -281,6 +303,7 @@ pub(super) fn mount_cmd(
         .env("XDG_CONFIG_HOME", site.path("xdg"))
         .env("SPIFFE_ENDPOINT_SOCKET", &agent.endpoint)
         .env("BAO_ADDR", &site.bao.addr)
+        .env(ALLOW_HTTP_ENV, "1")
         .arg("-v")
         .args(extra)
         .arg(archive)

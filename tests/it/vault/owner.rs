@@ -23,7 +23,7 @@ fn revoked_key_is_refused_and_destroyed() {
 
     // Without --yes and without a terminal, revoke refuses.
     let o = site
-        .pack_user("alice", &["revoke", "alice/genome"])
+        .pack_user("alice", &["revoke", &site.alice("genome")])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -38,19 +38,23 @@ fn revoked_key_is_refused_and_destroyed() {
     let o = mount_cat(&site, &agent, &archive, &[]);
     let msg = assert_code(&o, exit::KEY_REVOKED, "mount after revoke");
     assert!(
-        msg.contains("access to dataset alice/genome was revoked"),
+        msg.contains(&format!(
+            "access to dataset {} was revoked",
+            site.alice("genome")
+        )),
         "{msg}"
     );
     // Crypto-shredding: no record under the dataset holds the key any more.
     let hexkey = key_hex;
-    let mut paths = vec!["hpcs/ds/alice/genome".to_string()];
+    let record = format!("hpcs/ds/{}", site.alice("genome"));
+    let mut paths = vec![record.clone()];
     for k in site
         .bao
-        .ok(&["list", "-format=json", "hpcs/ds/alice/genome/"])
+        .ok(&["list", "-format=json", &format!("{record}/")])
         .split('"')
     {
         if k.starts_with("spiffe-") {
-            paths.push(format!("hpcs/ds/alice/genome/{k}"));
+            paths.push(format!("{record}/{k}"));
         }
     }
     assert_eq!(paths.len(), 3, "owner record and two copies: {paths:?}");
@@ -130,7 +134,8 @@ fn an_existing_archive_can_be_registered() {
     let after = std::fs::read(&archive).unwrap();
     let (r, _) = archive_ref(&archive);
     assert_eq!(
-        r.dataset, "alice/old",
+        r.dataset,
+        site.alice("old"),
         "default dataset name is the file stem"
     );
     let new_header_len = after.len() - (before.len() - old_header_len);
@@ -151,30 +156,35 @@ fn owners_cannot_touch_each_others_datasets() {
         return;
     };
     site.pack_vault("genome.hpcs", "genome", &[JOB_A], &[]);
+    let genome = site.alice("genome");
     let o = site
-        .pack_user("bob", &["allow", "alice/genome", "--add", JOB_B])
+        .pack_user("bob", &["allow", &genome, "--add", JOB_B])
         .output()
         .unwrap();
     let err = assert_code(&o, exit::VAULT_DENIED, "bob changes alice's dataset");
-    assert!(err.contains("own Vault login name"), "{err}");
+    assert!(err.contains("own Vault entity id"), "{err}");
     let o = site
-        .pack_user("bob", &["revoke", "--yes", "alice/genome"])
+        .pack_user("bob", &["revoke", "--yes", &genome])
         .output()
         .unwrap();
     assert_code(&o, exit::VAULT_DENIED, "bob revokes alice's dataset");
     let mut c = site.pack_user("bob", &["pack"]);
     c.arg(&site.src).arg("-o").arg(site.path("evil.hpcs"));
-    c.args(["--vault", "--allow", JOB_B, "--dataset", "alice/evil", "-q"]);
+    c.args([
+        "--vault",
+        "--allow",
+        JOB_B,
+        "--dataset",
+        &site.alice("evil"),
+        "-q",
+    ]);
     assert_code(
         &c.output().unwrap(),
         exit::VAULT_DENIED,
         "bob registers under alice/",
     );
     // No login at all: a clear login error.
-    let o = site
-        .pack_as("", &["allow", "alice/genome"])
-        .output()
-        .unwrap();
+    let o = site.pack_as("", &["allow", &genome]).output().unwrap();
     assert_code(&o, exit::VAULT_LOGIN, "no token");
 }
 
@@ -214,7 +224,7 @@ fn a_hijacked_identity_slot_never_receives_keys() {
         "alice registers for a hijacked slot",
     );
     assert!(err.contains("not what hpcs expects"), "{err}");
-    let o = site.bao.cli(&["read", &genome_copy(JOB_A)]);
+    let o = site.bao.cli(&["read", &site.genome_copy(JOB_A)]);
     assert!(
         !o.status.success(),
         "a key copy was written to the hijacked slot"
@@ -235,4 +245,86 @@ fn a_hijacked_identity_slot_never_receives_keys() {
         ],
     );
     assert!(!o.status.success(), "a user rewrote an existing slot");
+}
+
+/// "alice" on two userpass mounts is two data owners: owner namespaces are
+/// keyed by Vault entity id, not by the alias name, so neither can replace,
+/// change or revoke the other's dataset, and the same short name lands in two
+/// different spaces.
+#[test]
+fn the_same_name_on_two_auth_mounts_is_two_owners() {
+    let Some((site, archive, agent)) = Site::with_genome("alias_collision") else {
+        return;
+    };
+    const PW2: &str = "the-other-alice";
+    site.bao
+        .ok(&["auth", "enable", "-path=userpass2", "userpass"]);
+    site.bao.ok(&[
+        "write",
+        "auth/userpass2/users/alice",
+        &format!("password={PW2}"),
+        "token_policies=hpcs-user",
+    ]);
+    std::fs::write(site.path("alice2.pw"), format!("{PW2}\n")).unwrap();
+    let other_alice = |args: &[&str]| {
+        let mut c = site.pack_as("", args);
+        c.args([
+            "--vault-login",
+            "userpass",
+            "--vault-login-mount",
+            "userpass2",
+            "--vault-user",
+            "alice",
+            "--vault-password-file",
+        ])
+        .arg(site.path("alice2.pw"));
+        c
+    };
+    let first = site.entity_of("userpass", "alice", ALICE_PW);
+    let second = site.entity_of("userpass2", "alice", PW2);
+    assert_ne!(first, second, "two mounts, two entities");
+    let genome = format!("{first}/genome");
+    let key_before = site.genome_key_hex();
+
+    // The second alice cannot replace, change or revoke the first's dataset.
+    let mut c = other_alice(&["pack"]);
+    c.arg(&site.src).arg("-o").arg(site.path("swap.hpcs"));
+    c.args([
+        "--vault",
+        "--replace",
+        "--allow",
+        JOB_B,
+        "--dataset",
+        &genome,
+        "-q",
+    ]);
+    let err = assert_code(&c.output().unwrap(), exit::VAULT_DENIED, "pack --replace");
+    assert!(err.contains("own Vault entity id"), "{err}");
+    let o = other_alice(&["allow", &genome, "--add", JOB_B])
+        .output()
+        .unwrap();
+    assert_code(&o, exit::VAULT_DENIED, "allow on the other's dataset");
+    let o = other_alice(&["revoke", "--yes", &genome]).output().unwrap();
+    assert_code(&o, exit::VAULT_DENIED, "revoke the other's dataset");
+
+    // The same short name is the second alice's own dataset, elsewhere.
+    let mut c = other_alice(&["pack"]);
+    c.arg(&site.src).arg("-o").arg(site.path("mine.hpcs"));
+    c.args(["--vault", "--allow", JOB_B, "--dataset", "genome", "-q"]);
+    assert_ok(
+        &c.output().unwrap(),
+        "the second alice packs her own genome",
+    );
+    let (r, _) = archive_ref(&site.path("mine.hpcs"));
+    assert_eq!(r.dataset, format!("{second}/genome"));
+    // ...which the first alice cannot revoke either.
+    let o = site
+        .pack_user("alice", &["revoke", "--yes", &r.dataset])
+        .output()
+        .unwrap();
+    assert_code(&o, exit::VAULT_DENIED, "first alice revokes the second's");
+
+    // The first alice's dataset is untouched: same key, still released to JOB_A.
+    assert_eq!(site.genome_key_hex(), key_before);
+    assert_mounted_and_read(&mount_cat(&site, &agent, &archive, &[]));
 }

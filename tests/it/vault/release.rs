@@ -13,7 +13,7 @@ fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
         return;
     };
     let (r, _) = archive_ref(&archive);
-    assert_eq!(r.dataset, "alice/genome");
+    assert_eq!(r.dataset, site.alice("genome"));
     assert_eq!(
         (r.mount.as_str(), r.auth_mount.as_str(), r.audience.as_str()),
         ("hpcs", "hpcs-jwt", "hpcs")
@@ -32,7 +32,7 @@ fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
     assert_eq!(key_hex.len(), 64);
 
     // The audit log names the SPIFFE ID that read this dataset's key copy.
-    let slot_path = genome_copy(JOB_A);
+    let slot_path = site.genome_copy(JOB_A);
     let entries = site.bao.audit_entries();
     let read = entries
         .iter()
@@ -124,14 +124,15 @@ fn another_identity_is_denied() {
     let o = login(&slot_role(JOB_B));
     assert_ok(&o, "bob's job logs in through its own slot");
     let tok = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let o = site.bao.cli_as(&tok, &["read", &genome_copy(JOB_A)]);
+    let o = site.bao.cli_as(&tok, &["read", &site.genome_copy(JOB_A)]);
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("403"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = site.bao.cli_as(&tok, &["read", "hpcs/ds/alice/genome"]);
+    let rec = format!("hpcs/ds/{}", site.alice("genome"));
+    let o = site.bao.cli_as(&tok, &["read", &rec]);
     assert!(!o.status.success(), "a job reads the owner's record");
 }
 
@@ -207,10 +208,48 @@ fn older_archive_of_the_same_dataset_is_refused() {
     let o = mount_cat(&site, &agent, &v1, &[]);
     let msg = assert_code(&o, exit::ROLLBACK, "older archive");
     assert!(
-        msg.contains("not the current version of dataset alice/genome"),
+        msg.contains(&format!(
+            "not the current version of dataset {}",
+            site.alice("genome")
+        )),
         "{msg}"
     );
     assert_mounted_and_read(&mount_cat(&site, &agent, &v2, &[]));
     let (key, _) = release(&site, &agent, &v2).expect("the current version opens");
     assert_reads(&v2, &key);
+}
+
+/// Issue 11, problem 1 in Vault mode: bob packs his own dataset, allows
+/// alice's job to read it and puts it where alice's job expects
+/// alice/genome. Unpinned, alice's job mounts it; with `--vault-dataset`
+/// or `--pin` it is refused with 18 and nothing is mounted or run.
+#[test]
+fn a_pinned_vault_mount_refuses_an_archive_of_another_dataset() {
+    let Some((site, genome, agent)) = Site::with_genome("pinned_dataset") else {
+        return;
+    };
+    let mut c = site.pack_user("bob", &["pack"]);
+    c.arg(&site.src).arg("-o").arg(site.path("bobs.hpcs"));
+    c.args(["--vault", "--dataset", "trap", "--allow", JOB_A, "-q"]);
+    assert_ok(&c.output().unwrap(), "bob packs bob/trap for alice's job");
+    let bobs = site.path("bobs.hpcs");
+    assert_eq!(archive_ref(&bobs).0.dataset, "bob/trap");
+    let pin_of = |p: &std::path::Path| {
+        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(p).unwrap())
+            .unwrap()
+            .header()
+            .pin()
+            .to_string()
+    };
+    let pin = pin_of(&genome);
+
+    assert_mounted_and_read(&mount_cat(&site, &agent, &bobs, &[]));
+    for expect in [["--vault-dataset", "alice/genome"], ["--pin", pin.as_str()]] {
+        let o = mount_cat(&site, &agent, &bobs, &expect);
+        let err = assert_code(&o, exit::ARCHIVE_PIN, "another dataset");
+        assert!(err.contains("not the expected"), "{err}");
+        assert!(o.stdout.is_empty());
+    }
+    let both = ["--vault-dataset", "alice/genome", "--pin", pin.as_str()];
+    assert_mounted_and_read(&mount_cat(&site, &agent, &genome, &both));
 }

@@ -121,3 +121,39 @@ fn unreachable_vault_gives_up_after_the_retry_budget() {
     let err = assert_code(&o, exit::VAULT_UNREACHABLE, "unreachable Vault");
     assert!(err.contains("unreachable") && err.contains(&addr), "{err}");
 }
+
+/// Plain http:// is refused before any request unless the development switch
+/// is set: whoever holds the port would receive the JWT-SVID (or the token).
+#[test]
+fn plain_http_is_refused_without_the_development_switch() {
+    let Some((site, archive, agent)) = Site::with_genome("plain_http_refused") else {
+        return;
+    };
+    let audit_before = site.bao.audit_entries().len();
+    let o = mount_cmd(&site, &agent, &archive, "reads.txt", &[])
+        .env_remove(hpcs::keys::config::ALLOW_HTTP_ENV)
+        .output()
+        .unwrap();
+    let err = assert_code(&o, exit::VAULT_CONFIG, "hpcs-mount over http");
+    assert!(
+        err.contains("refusing plain http") && err.contains("HPCS_VAULT_ALLOW_HTTP=1"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "nothing was mounted or read");
+    let o = site
+        .pack_user("alice", &["pack"])
+        .arg(&site.src)
+        .arg("-o")
+        .arg(site.path("http.hpcs"))
+        .args(["--vault", "--dataset", "http", "-q", "--allow", JOB_A])
+        .env_remove(hpcs::keys::config::ALLOW_HTTP_ENV)
+        .output()
+        .unwrap();
+    assert_code(&o, exit::VAULT_CONFIG, "hpcs-pack over http");
+    assert!(!site.path("http.hpcs").exists());
+    assert_eq!(
+        site.bao.audit_entries().len(),
+        audit_before,
+        "no request reached Vault"
+    );
+}

@@ -19,14 +19,21 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "hpcs-job", version, about, long_about, after_long_help = EXIT_HELP)]
 pub struct Cli {
-    /// Data archive to mount, as ARCHIVE or ARCHIVE:NAME (repeatable).
+    /// Data archive to mount, as ARCHIVE[:NAME][@PIN] (repeatable).
     ///
     /// Mounted at MOUNT_ROOT/NAME; NAME defaults to the archive's file name
     /// without its extension (data.hpcs -> data). The archive must exist and
-    /// start with the hpcs magic bytes. Its absolute path is written into the
+    /// be a readable hpcs archive. Its absolute path is written into the
     /// script, so it must be readable at the same path on the compute nodes
     /// (shared storage).
-    #[arg(long = "data", value_name = "ARCHIVE[:NAME]")]
+    ///
+    /// Every archive is pinned (hpcs-mount --pin): the job mounts this
+    /// archive and no other (exit 201, hpcs-mount 18, otherwise). Give the
+    /// pin `hpcs-pack pack` printed on your secure device as @PIN (then the
+    /// archive must still have it now); without @PIN, hpcs-job takes the pin
+    /// of the archive as it is now and prints it. Same for --container and
+    /// --secret-script.
+    #[arg(long = "data", value_name = "ARCHIVE[:NAME][@PIN]")]
     pub data: Vec<String>,
 
     /// Container archive to mount (a packed SIF image or root filesystem), as
@@ -35,7 +42,7 @@ pub struct Cli {
     /// Mounted like a data archive; run it with e.g.
     /// `--app apptainer --app-arg exec --app-arg '{root}/container/image.sif'`
     /// or `--app bwrap --app-arg --ro-bind --app-arg '{root}/container' ...`.
-    #[arg(long = "container", value_name = "ARCHIVE[:NAME]")]
+    #[arg(long = "container", value_name = "ARCHIVE[:NAME][@PIN]")]
     pub container: Option<String>,
 
     /// Archive holding the real (secret) job script, as ARCHIVE or ARCHIVE:NAME
@@ -48,10 +55,18 @@ pub struct Cli {
     /// --app.
     #[arg(
         long = "secret-script",
-        value_name = "ARCHIVE[:NAME]",
+        value_name = "ARCHIVE[:NAME][@PIN]",
         conflicts_with = "app"
     )]
     pub secret_script: Option<String>,
+
+    /// INSECURE: do not pin the archives. The job then mounts (and, for
+    /// --container and --secret-script, runs) whatever archive its key opens
+    /// at those paths when it starts: one packed by anybody to your public
+    /// key, or an older version. Only for archives you re-pack between
+    /// submitting and running; --vault jobs still check the dataset.
+    #[arg(long = "insecure-no-pins")]
+    pub insecure_no_pins: bool,
 
     /// Path of the script to run inside the --secret-script archive.
     #[arg(
@@ -266,6 +281,7 @@ EXIT CODES of hpcs-job:
   1  unexpected internal error
   2  bad usage (unknown flag, missing or conflicting flags)
   3  invalid input: an archive, script, identity or value failed its check
+     (including an archive that no longer has the @PIN given for it)
   4  the script could not be written
   5  sbatch could not be run or refused the job
 
@@ -278,7 +294,8 @@ EXIT CODES of the generated job script (the Slurm job's exit code):
        the job's user, not mode 0700, or in a parent directory other users
        can write without the sticky bit; or the private state directory or
        the results directory could not be created
-  201  an archive could not be mounted (see hpcs-mount's message above it)
+  201  an archive could not be mounted (see hpcs-mount's message above it;
+       hpcs-mount status 18: not the pinned archive or Vault dataset)
   202  an input verification script failed: the application was NOT started
   203  an output verification script failed
   204  the secret job script is missing or not executable in its archive

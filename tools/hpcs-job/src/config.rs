@@ -9,6 +9,9 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use hpcs::crypto::{pin, FileSource, Pin, SealedArchive};
+use hpcs::keys::vault::VaultRef;
+
 use crate::cli::Cli;
 use crate::error::{invalid, Error};
 
@@ -44,6 +47,10 @@ pub struct MountSpec {
     /// Absolute path of the archive.
     pub archive: String,
     pub name: String,
+    /// The expected pin (hpcs-mount --pin); `None` only with --insecure-no-pins.
+    pub pin: Option<String>,
+    /// With --vault: the dataset the archive names (hpcs-mount --vault-dataset).
+    pub dataset: Option<String>,
 }
 
 /// Where hpcs-mount gets the archive keys.
@@ -81,6 +88,9 @@ pub struct JobSpec {
     pub scratch: Option<String>,
     /// Paths in scratch copied into the results after the application.
     pub scratch_keep: Vec<String>,
+    /// With results: the run id of each node's mount (index SLURM_NODEID),
+    /// fixed now so the user can require them (`--expect-run`).
+    pub results_runs: Vec<String>,
     /// Mount through an srun step on every node.
     pub srun: bool,
     pub mount_timeout: u32,
@@ -90,15 +100,19 @@ impl JobSpec {
     /// Checks `cli` and builds the spec.
     pub fn from_cli(cli: &Cli) -> Result<JobSpec, Error> {
         let mut mounts = Vec::new();
+        let pins = Pins {
+            off: cli.insecure_no_pins,
+            vault: cli.vault,
+        };
         for d in &cli.data {
-            mounts.push(mount_spec(Kind::Data, d, None)?);
+            mounts.push(mount_spec(Kind::Data, d, None, pins)?);
         }
         if let Some(c) = &cli.container {
-            mounts.push(mount_spec(Kind::Container, c, Some("container"))?);
+            mounts.push(mount_spec(Kind::Container, c, Some("container"), pins)?);
         }
         let mut secret_entry = None;
         let app = if let Some(s) = &cli.secret_script {
-            let m = mount_spec(Kind::Secret, s, Some("job"))?;
+            let m = mount_spec(Kind::Secret, s, Some("job"), pins)?;
             let entry = relative_entry(&cli.secret_entry)?;
             let path = format!("{ROOT}/{}/{entry}", m.name);
             mounts.push(m);
@@ -234,6 +248,12 @@ impl JobSpec {
             return Err(invalid("--mount-timeout must be at least 1 second"));
         }
 
+        let results_runs = match &results {
+            None => Vec::new(),
+            Some(_) => (0..cli.nodes)
+                .map(|_| new_run_id())
+                .collect::<Result<_, _>>()?,
+        };
         Ok(JobSpec {
             sbatch: sbatch_lines(cli)?,
             mounts,
@@ -249,6 +269,7 @@ impl JobSpec {
             results_recipients: cli.results_recipients.clone(),
             scratch,
             scratch_keep,
+            results_runs,
             srun: cli.srun || cli.nodes > 1,
             mount_timeout: cli.mount_timeout,
         })
@@ -307,8 +328,40 @@ fn sbatch_lines(cli: &Cli) -> Result<Vec<String>, Error> {
     Ok(v)
 }
 
-/// Parses `ARCHIVE[:NAME]` and checks the archive.
-fn mount_spec(kind: Kind, arg: &str, default_name: Option<&str>) -> Result<MountSpec, Error> {
+/// A fresh random results run id (16 bytes, hex), as hpcs-mount would pick.
+fn new_run_id() -> Result<String, Error> {
+    let r = hpcs::crypto::writer::new_archive_id()
+        .map_err(|e| invalid(format!("no randomness for a run id: {e}")))?;
+    Ok(hpcs::util::hex(&r[..16]))
+}
+
+/// How archives are pinned: `off` with --insecure-no-pins; `vault`: also
+/// take the Vault dataset the archive names.
+#[derive(Clone, Copy)]
+struct Pins {
+    off: bool,
+    vault: bool,
+}
+
+/// Parses `ARCHIVE[:NAME][@PIN]` and checks the archive.
+fn mount_spec(
+    kind: Kind,
+    arg: &str,
+    default_name: Option<&str>,
+    pins: Pins,
+) -> Result<MountSpec, Error> {
+    let (arg, given_pin) = match arg.rsplit_once('@') {
+        Some((a, p)) if p.to_ascii_lowercase().starts_with(pin::PREFIX) => {
+            let parsed = Pin::parse(p).ok_or_else(|| {
+                invalid(format!(
+                    "{arg}: {p:?} is not a valid pin ({}... and 26 letters/digits, as `hpcs-pack pack` and `inspect` print it)",
+                    pin::PREFIX
+                ))
+            })?;
+            (a, Some(parsed))
+        }
+        _ => (arg, None),
+    };
     let (path, name) = match arg.rsplit_once(':') {
         Some((p, n)) if !p.is_empty() && valid_name(n) => (p, Some(n.to_string())),
         _ => (arg, None),
@@ -338,6 +391,7 @@ fn mount_spec(kind: Kind, arg: &str, default_name: Option<&str>) -> Result<Mount
             abs.display()
         )));
     }
+    let (pin, dataset) = pin_of(&abs, given_pin, pins)?;
     let name = match (name, default_name) {
         (Some(n), _) => n,
         (None, Some(d)) => d.to_string(),
@@ -362,7 +416,61 @@ fn mount_spec(kind: Kind, arg: &str, default_name: Option<&str>) -> Result<Mount
         kind,
         archive,
         name,
+        pin,
+        dataset,
     })
+}
+
+/// The pin the job will require of the archive at `abs` (the one given, if it
+/// still matches, else the archive's own), and with --vault its dataset.
+fn pin_of(
+    abs: &Path,
+    given: Option<Pin>,
+    pins: Pins,
+) -> Result<(Option<String>, Option<String>), Error> {
+    let shown = abs.display();
+    let header = FileSource::open(abs)
+        .map_err(hpcs::crypto::Error::from)
+        .and_then(SealedArchive::open)
+        .map_err(|e| invalid(format!("archive {shown}: {e}")))?
+        .header()
+        .clone();
+    let dataset = if pins.vault {
+        match VaultRef::find(&header.stanzas) {
+            Some(Ok(r)) => Some(r.dataset),
+            Some(Err(e)) => return Err(invalid(format!("archive {shown}: {e}"))),
+            None => {
+                return Err(invalid(format!(
+                    "archive {shown} names no Vault dataset: pack it with `hpcs-pack pack --vault`, or use --identity"
+                )))
+            }
+        }
+    } else {
+        None
+    };
+    let have = header.pin();
+    let pin = match (given, pins.off) {
+        (Some(_), true) => {
+            return Err(invalid(format!(
+                "archive {shown}: a @PIN and --insecure-no-pins exclude each other"
+            )))
+        }
+        (None, true) => None,
+        (Some(want), false) if !want.matches(&have) => {
+            return Err(invalid(format!(
+                "archive {shown} is not the archive you pinned: its pin is {have}, not {want}. \
+                 It was replaced (or re-packed) since you took the pin; check it, or give its new pin"
+            )))
+        }
+        (Some(want), false) => Some(want.to_string()),
+        (None, false) => {
+            eprintln!(
+                "hpcs-job: pinned {shown} to {have} (the archive as it is now; pass ARCHIVE@PIN with the pin `hpcs-pack pack` printed to pin what you packed)"
+            );
+            Some(have.to_string())
+        }
+    };
+    Ok((pin, dataset))
 }
 
 /// A mount name: 1..=64 of `[A-Za-z0-9._-]`, not `.` or `..`.
@@ -398,7 +506,9 @@ fn relative_path<'a>(flag: &str, e: &'a str, what: &str) -> Result<&'a str, Erro
     }
 }
 
-/// An identity file: exists, is a file; absolute path. Warns if others can read it.
+/// An identity file: exists, is a file, only its owner can access it (like
+/// OpenSSH, and as hpcs-mount checks again on the node); absolute path.
+/// Warns when it lives on a shared filesystem.
 fn identity_path(p: &Path) -> Result<String, Error> {
     let abs = p
         .canonicalize()
@@ -412,15 +522,47 @@ fn identity_path(p: &Path) -> Result<String, Error> {
             abs.display()
         )));
     }
-    if md.permissions().mode() & 0o077 != 0 {
+    let mode = md.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(invalid(format!(
+            "--identity {0}: accessible by group or others (mode {1:04o}): anyone who can read it opens every archive packed to it; run `chmod 600 {0}` (and, if others may already have read it, make a new identity and rewrap)",
+            abs.display(),
+            mode & 0o7777
+        )));
+    }
+    if let Some(fs) = shared_filesystem(&abs) {
         eprintln!(
-            "hpcs-job: warning: identity file {} is readable by group or others; chmod 600 it",
+            "hpcs-job: warning: identity file {} is on {fs}: whoever can read that storage (its administrators, a compromised node or server) can copy the key and open every archive packed to it; keep it on the secure device and use --vault",
             abs.display()
         );
     }
     let s = utf8("--identity", &abs)?;
     no_control("--identity", &s)?;
     Ok(s)
+}
+
+/// The shared filesystem `p` is on (statfs magic; the same list as
+/// `hpcs::keys::age_keys::shared_filesystem`), if any.
+fn shared_filesystem(p: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid, writable statfs.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    // f_type's width differs by architecture; the magic is its low 32 bits.
+    match st.f_type as u64 as u32 {
+        0x6969 => Some("NFS"),
+        0x0BD0_0BD0 => Some("Lustre"),
+        0x4750_4653 => Some("GPFS"),
+        0x1983_0326 => Some("BeeGFS"),
+        0x00C3_6400 => Some("CephFS"),
+        0xFF53_4D42 => Some("CIFS"),
+        0xFE53_4D42 => Some("SMB2"),
+        _ => None,
+    }
 }
 
 /// A verification script: an executable file (absolute path), or a path
@@ -576,15 +718,46 @@ fn word(flag: &str, s: &str, ok: impl Fn(char) -> bool) -> Result<(), Error> {
 mod tests {
     use super::*;
     use clap::Parser;
-    use std::io::Write;
     use std::path::PathBuf;
 
-    fn archive(dir: &Path, name: &str) -> PathBuf {
+    /// A real (empty) archive with `stanzas`, packed by the library.
+    fn archive_with(dir: &Path, name: &str, stanzas: Vec<hpcs::crypto::Stanza>) -> PathBuf {
+        let src = dir.join(format!("{name}.src"));
+        std::fs::create_dir_all(&src).expect("mkdir");
         let p = dir.join(name);
-        let mut f = File::create(&p).expect("create");
-        f.write_all(&MAGIC).expect("write");
-        f.write_all(b"rest").expect("write");
+        let scan = hpcs::pack::scan(&src, 4096).expect("scan");
+        let key = hpcs::crypto::DataKey::generate().expect("key");
+        let id = hpcs::crypto::writer::new_archive_id().expect("id");
+        let opts = hpcs::crypto::WriteOptions {
+            chunk_size: 4096,
+            ..Default::default()
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        hpcs::pack::write(
+            &scan,
+            &p,
+            true,
+            &opts,
+            &key,
+            id,
+            stanzas,
+            &mut |_| {},
+            &stop,
+        )
+        .expect("pack");
         p
+    }
+
+    fn archive(dir: &Path, name: &str) -> PathBuf {
+        archive_with(dir, name, vec![])
+    }
+
+    fn pin_of(p: &Path) -> String {
+        SealedArchive::open(FileSource::open(p).unwrap())
+            .unwrap()
+            .header()
+            .pin()
+            .to_string()
     }
 
     fn exec_script(dir: &Path, name: &str, mode: u32) -> PathBuf {
@@ -791,12 +964,75 @@ mod tests {
     }
 
     #[test]
+    fn every_archive_is_pinned_and_a_given_pin_must_still_hold() {
+        let d = tempfile::tempdir().expect("tmp");
+        let a = archive(d.path(), "x.hpcs");
+        let other = archive(d.path(), "y.hpcs");
+        let pin = pin_of(&a);
+        let on = Pins {
+            off: false,
+            vault: false,
+        };
+        let arg = |suffix: &str| format!("{}{suffix}", a.display());
+        // Computed from the archive as it is now.
+        let m = mount_spec(Kind::Data, &arg(""), None, on).unwrap();
+        assert_eq!(
+            (m.name.as_str(), m.pin.as_deref()),
+            ("x", Some(pin.as_str()))
+        );
+        // Given, with and without a name, in either case.
+        let m = mount_spec(
+            Kind::Data,
+            &arg(&format!(":in@{}", pin.to_uppercase())),
+            None,
+            on,
+        )
+        .unwrap();
+        assert_eq!(
+            (m.name.as_str(), m.pin.as_deref()),
+            ("in", Some(pin.as_str()))
+        );
+        // Given, but the archive there now has another pin (replaced).
+        let e =
+            mount_spec(Kind::Data, &arg(&format!("@{}", pin_of(&other))), None, on).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.to_string().contains("not the archive you pinned"), "{e}");
+        let e = mount_spec(Kind::Data, &arg("@hpcspin1-short"), None, on).unwrap_err();
+        assert!(e.to_string().contains("not a valid pin"), "{e}");
+        // Opted out: no pin, and a pin given anyway is refused.
+        let off = Pins {
+            off: true,
+            vault: false,
+        };
+        assert_eq!(
+            mount_spec(Kind::Data, &arg(""), None, off).unwrap().pin,
+            None
+        );
+        assert!(mount_spec(Kind::Data, &arg(&format!("@{pin}")), None, off).is_err());
+        // --vault: the dataset comes from the archive; none is an error.
+        let vault = Pins {
+            off: true,
+            vault: true,
+        };
+        let stanza = VaultRef::new("alice/genome", "hpcs", "hpcs-jwt", "hpcs").to_stanza();
+        let v = archive_with(d.path(), "v.hpcs", vec![stanza]);
+        let m = mount_spec(Kind::Data, v.to_str().unwrap(), None, vault).unwrap();
+        assert_eq!(m.dataset.as_deref(), Some("alice/genome"));
+        let e = mount_spec(Kind::Data, &arg(""), None, vault).unwrap_err();
+        assert!(e.to_string().contains("names no Vault dataset"), "{e}");
+    }
+
+    #[test]
     fn archive_name_parsing() {
         let d = tempfile::tempdir().expect("tmp");
         let a = archive(d.path(), "x.hpcs");
-        let m = mount_spec(Kind::Data, &format!("{}:in_1", a.display()), None).expect("ok");
+        let on = Pins {
+            off: false,
+            vault: false,
+        };
+        let m = mount_spec(Kind::Data, &format!("{}:in_1", a.display()), None, on).expect("ok");
         assert_eq!(m.name, "in_1");
-        assert!(mount_spec(Kind::Data, &format!("{}:a/b", a.display()), None).is_err());
+        assert!(mount_spec(Kind::Data, &format!("{}:a/b", a.display()), None, on).is_err());
         assert!(valid_name("a.b-c_d"));
         for n in ["", ".", "..", "a/b", "a b", "ä"] {
             assert!(!valid_name(n), "{n:?}");

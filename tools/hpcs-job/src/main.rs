@@ -29,6 +29,18 @@ fn main() -> ExitCode {
 fn run(cli: &cli::Cli) -> Result<(), error::Error> {
     let spec = config::JobSpec::from_cli(cli)?;
     let text = script::render(&spec);
+    if !spec.results_runs.is_empty() {
+        let expect: String = spec
+            .results_runs
+            .iter()
+            .map(|r| format!(" --expect-run {r}"))
+            .collect();
+        eprintln!(
+            "hpcs-job: the results will be run(s) {} (one per node); accept only these with: hpcs-pack results decrypt DIR -o DEST --archive {} -i IDENTITY{expect}",
+            spec.results_runs.join(" "),
+            spec.mounts[0].archive
+        );
+    }
     if let Some(path) = &cli.output {
         submit::write_script(path, &text)?;
     }

@@ -134,6 +134,16 @@ if [ -n "$sc" ]; then
     fi
 fi
 [ "$stop" = 0 ] || hpcs_fail 143 stopped
+# The results run id fixed by hpcs-job for this node (one per node).
+if [ -n "${HPCS_RUN_LIST:-}" ]; then
+    read -ra runs <<<"$HPCS_RUN_LIST"
+    args=()
+    for a in "$@"; do
+        [ "$a" != "{run}" ] || a=${runs[${SLURM_NODEID:-0}]}
+        args+=("$a")
+    done
+    set -- "${args[@]}"
+fi
 "$@" &
 child=$!
 [ "$stop" = 0 ] || kill -TERM "$child" 2>/dev/null
@@ -245,7 +255,7 @@ hpcs_cleanup() {
     hpcs_stop_app
     hpcs_stop_mounts
     if [ -n "$HPCS_RESULTS_DIR" ]; then
-        hpcs_log "encrypted results: $HPCS_RESULTS_DIR (on your secure device: hpcs-pack results decrypt DIR -o DEST --archive ${HPCS_ARCHIVES[0]} -i IDENTITY)"
+        hpcs_log "encrypted results: $HPCS_RESULTS_DIR (on your secure device: hpcs-pack results decrypt DIR -o DEST --archive ${HPCS_ARCHIVES[0]} -i IDENTITY$(printf ' --expect-run %s' "${HPCS_RUN_IDS[@]}"))"
     fi
     if [ -n "$HPCS_STATE" ]; then
         rm -rf -- "$HPCS_STATE"
@@ -281,23 +291,34 @@ fi
 if [ -n "$HPCS_SCRATCH_SPEC" ]; then
     hpcs_log "scratch files are encrypted into $HPCS_SCRATCH_MKDIR on each node (key in memory only)"
 fi
+# Every archive carries its pin (--pin) and, with --vault, its dataset
+# (--vault-dataset): hpcs-mount refuses any other archive with 18.
 HPCS_CMD=("$HPCS_MOUNT_BIN")
 if [ "${#HPCS_ARCHIVES[@]}" = 1 ] && [ -z "$HPCS_RESULTS_DIR" ] && [ -z "$HPCS_SCRATCH_SPEC" ]; then
     HPCS_MP=$HPCS_MOUNT_ROOT/${HPCS_NAMES[0]}
     HPCS_CMD+=("${HPCS_ARCHIVES[0]}")
+    HPCS_SEL=("")
 else
     HPCS_MP=$HPCS_MOUNT_ROOT
+    HPCS_SEL=()
     for ((i = 0; i < ${#HPCS_ARCHIVES[@]}; i++)); do
         HPCS_CMD+=(--archive "${HPCS_NAMES[i]}=${HPCS_ARCHIVES[i]}")
+        HPCS_SEL+=("${HPCS_NAMES[i]}=")
     done
 fi
+HPCS_PIN_ARGS=()
+for ((i = 0; i < ${#HPCS_ARCHIVES[@]}; i++)); do
+    [ -z "${HPCS_PINS[i]}" ] || HPCS_PIN_ARGS+=(--pin "${HPCS_SEL[i]}${HPCS_PINS[i]}")
+    [ -z "${HPCS_DATASETS[i]}" ] || HPCS_PIN_ARGS+=(--vault-dataset "${HPCS_SEL[i]}${HPCS_DATASETS[i]}")
+done
 if [ -n "$HPCS_RESULTS_DIR" ]; then
     HPCS_CMD+=(--output "results=$HPCS_RESULTS_DIR" "${HPCS_RESULTS_ARGS[@]}")
+    export HPCS_RUN_LIST="${HPCS_RUN_IDS[*]}"
 fi
 if [ -n "$HPCS_SCRATCH_SPEC" ]; then
     HPCS_CMD+=(--scratch "scratch=$HPCS_SCRATCH_SPEC")
 fi
-HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
+HPCS_CMD+=("$HPCS_MP" "${HPCS_KEY_ARGS[@]}" "${HPCS_PIN_ARGS[@]}" "${HPCS_MOUNT_ARGS[@]}" --
     /bin/sh -c 'printf "hpcs-ready %s %s\n" "$(uname -n)" "${SLURM_STEP_ID:-none}"
         if command -v setpriv >/dev/null; then exec setpriv --pdeathsig TERM sleep infinity; fi
         exec sleep infinity')
@@ -318,6 +339,9 @@ HPCS_HOLDER_PID=$!
 hpcs_mount_failed() {
     if [ "$2" = 200 ]; then
         hpcs_die 200 "the mount root could not be set up on $1 (see the message above); the application was NOT started"
+    fi
+    if [ "$2" = 18 ]; then
+        hpcs_die 201 "mounting failed on $1: an archive is not the one this job was pinned to (replaced, an older version, or someone else's; see hpcs-mount's message above); nothing was mounted and the application was NOT started"
     fi
     hpcs_die 201 "mounting failed on $1: hpcs-mount exited with status $2 before the job started (see its message above); the application was NOT started"
 }

@@ -51,6 +51,24 @@ pub fn render(spec: &JobSpec) -> String {
         }
     };
     let archives: Vec<&str> = spec.mounts.iter().map(|m| m.archive.as_str()).collect();
+    // Aligned with HPCS_ARCHIVES; "" = none (--insecure-no-pins, or no --vault).
+    let pins: Vec<&str> = spec
+        .mounts
+        .iter()
+        .map(|m| m.pin.as_deref().unwrap_or(""))
+        .collect();
+    let datasets: Vec<&str> = spec
+        .mounts
+        .iter()
+        .map(|m| m.dataset.as_deref().unwrap_or(""))
+        .collect();
+    if pins.contains(&"") {
+        s.push_str(
+            "# WARNING: generated with --insecure-no-pins: the job mounts whatever archive
+# its key opens at these paths (someone else's, or an older version).
+",
+        );
+    }
     let names: Vec<&str> = spec.mounts.iter().map(|m| m.name.as_str()).collect();
     let mut env_names: Vec<&str> = Vec::new();
     let mut env_values: Vec<String> = Vec::new();
@@ -61,16 +79,23 @@ pub fn render(spec: &JobSpec) -> String {
         }
     }
     let mut results_args: Vec<String> = Vec::new();
+    if !spec.results_runs.is_empty() {
+        // "{run}": this node's id from HPCS_RUN_IDS, chosen by the node.
+        results_args.push("--output-run".into());
+        results_args.push("{run}".into());
+    }
     for r in &spec.results_recipients {
         results_args.push("--output-recipient".into());
         results_args.push(r.clone());
     }
-    let vars: [(&str, String); 18] = [
+    let vars: [(&str, String); 21] = [
         ("HPCS_MOUNT_BIN", quote(&spec.hpcs_mount)),
         ("HPCS_KEY_ARGS", array(&key)),
         ("HPCS_MOUNT_ARGS", array(&spec.mount_args)),
         ("HPCS_ARCHIVES", array(&archives)),
         ("HPCS_NAMES", array(&names)),
+        ("HPCS_PINS", array(&pins)),
+        ("HPCS_DATASETS", array(&datasets)),
         ("HPCS_ENV_NAMES", array(&env_names)),
         ("HPCS_ENV_VALUES", array(&env_values)),
         ("HPCS_APP", array(&spec.app)),
@@ -91,6 +116,7 @@ pub fn render(spec: &JobSpec) -> String {
             quote(spec.scratch.as_deref().unwrap_or("")),
         ),
         ("HPCS_SCRATCH_KEEP", array(&spec.scratch_keep)),
+        ("HPCS_RUN_IDS", array(&spec.results_runs)),
         ("HPCS_SRUN", if spec.srun { "1".into() } else { "0".into() }),
         ("HPCS_MOUNT_TIMEOUT", spec.mount_timeout.to_string()),
     ];
@@ -122,11 +148,15 @@ mod tests {
                     kind: Kind::Data,
                     archive: "/shared/it's data.hpcs".into(),
                     name: "data".into(),
+                    pin: Some("hpcspin1-aaaa".into()),
+                    dataset: None,
                 },
                 MountSpec {
                     kind: Kind::Container,
                     archive: "/shared/c.hpcs".into(),
                     name: "container".into(),
+                    pin: Some("hpcspin1-bbbb".into()),
+                    dataset: Some("alice/c".into()),
                 },
             ],
             key: KeySource::Identity("/home/u/id.txt".into()),
@@ -141,6 +171,7 @@ mod tests {
             results_recipients: vec![],
             scratch: None,
             scratch_keep: vec![],
+            results_runs: vec![],
             srun: false,
             mount_timeout: 120,
         }
@@ -152,6 +183,14 @@ mod tests {
         assert!(s.starts_with("#!/bin/bash\n# shellcheck disable=SC2317,SC2016 # trap functions; values are single-quoted on purpose\n#SBATCH --job-name=t\n#SBATCH --nodes=1\n#SBATCH --time=10\n"));
         assert!(s.contains("HPCS_ARCHIVES=('/shared/it'\\''s data.hpcs' '/shared/c.hpcs')\n"));
         assert!(s.contains("HPCS_KEY_ARGS=('-i' '/home/u/id.txt')\n"));
+        assert!(s.contains("HPCS_PINS=('hpcspin1-aaaa' 'hpcspin1-bbbb')\n"));
+        assert!(s.contains("HPCS_DATASETS=('' 'alice/c')\n"));
+        assert!(!s.contains("--insecure-no-pins"));
+        let mut unpinned = spec();
+        unpinned.mounts[0].pin = None;
+        let u = render(&unpinned);
+        assert!(u.contains("# WARNING: generated with --insecure-no-pins"));
+        assert!(u.contains("HPCS_PINS=('' 'hpcspin1-bbbb')\n"));
         assert!(s.contains("HPCS_APP=('cat' '{root}/data/$(id)')\n"));
         assert!(s.contains("HPCS_ENV_NAMES=('HPCS_DATA' 'HPCS_CONTAINER')\n"));
         assert!(s.contains("HPCS_SRUN=0\n"));
@@ -204,6 +243,7 @@ mod tests {
         s.results_recipients = vec!["age1xyz".into()];
         s.scratch = Some("/local/%u-%j:10G".into());
         s.scratch_keep = vec!["out/t.h5".into(), "db dir".into()];
+        s.mounts[1].pin = None;
         v.push(s);
         v
     }

@@ -8,23 +8,60 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const MAGIC: &[u8; 8] = b"\x89HPCS\r\n\x1a";
-
 struct Env {
     dir: tempfile::TempDir,
+    /// The age recipient of `id.txt`.
+    recipient: String,
 }
 
 impl Env {
+    /// `data.hpcs` (a real archive holding `file`) packed to `id.txt`.
     fn new() -> Env {
+        use age::secrecy::ExposeSecret;
+        let id = age::x25519::Identity::generate();
         let e = Env {
             dir: tempfile::tempdir().expect("tmp"),
+            recipient: id.to_public().to_string(),
         };
-        let mut a = MAGIC.to_vec();
-        a.extend_from_slice(b"body");
-        fs::write(e.p("data.hpcs"), &a).expect("write");
-        fs::write(e.p("id.txt"), "AGE-SECRET-KEY-1TEST\n").expect("write");
+        fs::write(
+            e.p("id.txt"),
+            format!("{}\n", id.to_string().expose_secret()),
+        )
+        .expect("write");
         fs::set_permissions(e.p("id.txt"), fs::Permissions::from_mode(0o600)).expect("chmod");
+        e.pack("data.hpcs", b"genuine\n");
         e
+    }
+    /// Packs a tree holding `file` (with `content`) into `name` for `recipient`.
+    fn pack(&self, name: &str, content: &[u8]) -> PathBuf {
+        let src = self.p(&format!("{name}.src"));
+        let _ = fs::remove_dir_all(&src);
+        fs::create_dir(&src).expect("mkdir");
+        fs::write(src.join("file"), content).expect("write");
+        let scan = hpcs::pack::scan(&src, 4096).expect("scan");
+        let key = hpcs::crypto::DataKey::generate().expect("key");
+        let r = hpcs::keys::parse_recipient(&self.recipient).expect("recipient");
+        let stanza = hpcs::keys::wrap_recipients(&key, &[r]).expect("wrap");
+        let id = hpcs::crypto::writer::new_archive_id().expect("id");
+        let opts = hpcs::crypto::WriteOptions {
+            chunk_size: 4096,
+            ..Default::default()
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let out = self.p(name);
+        hpcs::pack::write(
+            &scan,
+            &out,
+            true,
+            &opts,
+            &key,
+            id,
+            vec![stanza],
+            &mut |_| {},
+            &stop,
+        )
+        .expect("pack");
+        out
     }
     fn p(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -115,7 +152,11 @@ fn exit_codes() {
     // 2: usage (clap)
     assert_eq!(hpcs_job(&["--bogus"]).status.code(), Some(2));
     // 3: not an archive
-    fs::write(e.p("plain.hpcs"), "plaintext").expect("write");
+    fs::write(
+        e.p("plain.hpcs"),
+        "plaintext, long enough to look for a header",
+    )
+    .expect("write");
     let out = hpcs_job(&[
         "--data",
         s(&e.p("plain.hpcs")),
@@ -164,6 +205,45 @@ fn exit_codes() {
         help.contains("202  an input verification script failed"),
         "{help}"
     );
+}
+
+/// An identity file group or others can access is refused (exit 3, with the
+/// chmod to run) and no script is written; at 0600 the script is written.
+#[test]
+fn identity_file_readable_by_others_is_refused() {
+    let e = Env::new();
+    let (job, data, id) = (e.p("job.sh"), e.p("data.hpcs"), e.p("id.txt"));
+    let args = [
+        "--data",
+        s(&data),
+        "-i",
+        s(&id),
+        "--app",
+        "true",
+        "-o",
+        s(&job),
+    ];
+    for mode in [0o644, 0o640, 0o604] {
+        fs::set_permissions(&id, fs::Permissions::from_mode(mode)).expect("chmod");
+        let out = hpcs_job(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "mode {mode:o}: {err}");
+        let abs = id.canonicalize().expect("abs");
+        assert!(
+            err.contains(&format!("run `chmod 600 {}`", abs.display())),
+            "{err}"
+        );
+        assert!(!job.exists(), "mode {mode:o}: a script was written");
+    }
+    fs::set_permissions(&id, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = hpcs_job(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(job.exists());
 }
 
 #[test]
@@ -336,7 +416,21 @@ fn results_options_are_checked_and_reach_the_script() {
         script.contains("HPCS_RESULTS_TEMPLATE='/shared/r/%u/%j'\n"),
         "{script}"
     );
-    assert!(script.contains("HPCS_RESULTS_ARGS=('--output-recipient' 'age1xyz')\n"));
+    assert!(script
+        .contains("HPCS_RESULTS_ARGS=('--output-run' '{run}' '--output-recipient' 'age1xyz')\n"));
+    // The run id is fixed now, printed, and written into the script.
+    let said = String::from_utf8_lossy(&out.stderr);
+    let run = said
+        .split("--expect-run ")
+        .nth(1)
+        .expect("hpcs-job prints the run id")
+        .trim()
+        .to_string();
+    assert_eq!(run.len(), 32, "{said}");
+    assert!(
+        script.contains(&format!("HPCS_RUN_IDS=('{run}')\n")),
+        "{script}"
+    );
     // An archive may not take the results directory's name.
     let named = format!("{}:results", s(&e.p("data.hpcs")));
     let out = hpcs_job(&[
@@ -632,4 +726,134 @@ fn scratch_and_keep_reach_the_mount_and_the_results() {
         0,
         "temp dirs left in TMPDIR"
     );
+}
+
+/// The real hpcs-mount next to this test binary (built by `cargo test
+/// --workspace`), when FUSE can be used; `None` (skip) otherwise, unless
+/// HPCS_REQUIRE_FUSE=1.
+fn real_hpcs_mount() -> Option<PathBuf> {
+    let exe = std::env::current_exe().expect("exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("hpcs-mount");
+    let ok = bin.exists() && Path::new("/dev/fuse").exists();
+    if !ok {
+        assert!(
+            std::env::var("HPCS_REQUIRE_FUSE").as_deref() != Ok("1"),
+            "HPCS_REQUIRE_FUSE=1 but {} or /dev/fuse is missing (cargo test --workspace)",
+            bin.display()
+        );
+        eprintln!("SKIP: no hpcs-mount build or /dev/fuse");
+    }
+    ok.then_some(bin)
+}
+
+/// Issue 11, problem 1 for jobs: the generated script pins data.hpcs; the
+/// job reads it through a real mount; once someone replaces data.hpcs with
+/// an archive of their own packed to the same key (or puts back an older
+/// version), the same script stops with 201 (hpcs-mount 18), mounts
+/// nothing and never starts the application. With --insecure-no-pins the
+/// substitute is read.
+#[test]
+fn a_pinned_job_mounts_only_the_archive_it_was_generated_for() {
+    let e = Env::new();
+    let Some(mount) = real_hpcs_mount() else {
+        return;
+    };
+    let (log, _, tmp) = e.staging();
+    let app = e.script("app.sh", &format!("cat \"$HPCS_DATA/file\" >> {}", s(&log)));
+    let root = format!("{}/mnt-%j", e.dir.path().display());
+    let older = e.pack("older.hpcs", b"older\n");
+    let unpinned = e.p("unpinned.sh");
+    let data = e.p("data.hpcs");
+    let out = hpcs_job(&[
+        "--data",
+        s(&data),
+        "-i",
+        s(&e.p("id.txt")),
+        "--hpcs-mount",
+        s(&mount),
+        "--mount-root",
+        &root,
+        "--app",
+        s(&app),
+        "--insecure-no-pins",
+        "-o",
+        s(&unpinned),
+    ]);
+    assert!(out.status.success());
+    let res = e.p("res");
+    let job = e.job(
+        &mount,
+        &root,
+        &app,
+        &["--results", s(&res), "--results-recipient", &e.recipient],
+    );
+    let text = fs::read_to_string(&job).unwrap();
+    assert!(
+        text.contains("HPCS_PINS=('hpcspin1-"),
+        "the script carries the pin"
+    );
+    let run_id = text
+        .split("HPCS_RUN_IDS=('")
+        .nth(1)
+        .and_then(|t| t.split('\'').next())
+        .expect("a run id")
+        .to_string();
+    let run = |job: &Path| {
+        let _ = fs::remove_file(&log);
+        let out = Command::new("bash")
+            .arg(job)
+            .env("TMPDIR", &tmp)
+            .env_remove("SLURM_JOB_ID")
+            .output()
+            .expect("bash");
+        e.assert_no_mount_roots();
+        (out, fs::read_to_string(&log).unwrap_or_default())
+    };
+
+    let (out, read) = run(&job);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read, "genuine\n");
+    // The results run is the one fixed in the script.
+    assert!(
+        res.join(format!("manifest-{run_id}.age")).exists(),
+        "{run_id}"
+    );
+    // (a run id is used once: the same script refuses to run again into
+    // the same directory, 39; clear it for the substitution runs)
+    fs::remove_dir_all(&res).unwrap();
+
+    let foreign = e.pack("foreign.hpcs", b"evil\n");
+    for substitute in [&foreign, &older] {
+        fs::copy(substitute, &data).unwrap();
+        let (out, read) = run(&job);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(201), "{err}");
+        assert!(err.contains("not the one this job was pinned to"), "{err}");
+        assert!(
+            err.contains("not the expected archive"),
+            "hpcs-mount says why: {err}"
+        );
+        assert_eq!(read, "", "the application ran");
+    }
+    // What the pin prevents: the unpinned script reads the substitute.
+    let (out, read) = run(&unpinned);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read, "older\n");
+    assert!(fs::read_to_string(&unpinned)
+        .unwrap()
+        .contains("# WARNING: generated with --insecure-no-pins"));
 }

@@ -69,6 +69,14 @@ pub struct ResultsArgs {
     #[command(flatten)]
     pub id: IdentityArgs,
 
+    /// Require exactly these runs (repeatable; the run ids hpcs-job printed,
+    /// `hpcs-mount --output-run`). Results of any other run, authentic or
+    /// not (anybody holding the archive key can write a whole run), or an
+    /// expected run without results, end with exit 19 before anything is
+    /// decrypted.
+    #[arg(long = "expect-run", value_name = "RUN")]
+    pub expect_run: Vec<String>,
+
     /// Print only problems.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -81,7 +89,7 @@ pub struct ResultsDecryptArgs {
 
     /// Directory to write the results into (created if missing). With
     /// results from several mounts (e.g. several nodes), each mount's files
-    /// go under HOST-RUNID/.
+    /// go under run-RUN/.
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     pub output: PathBuf,
 }

@@ -22,6 +22,7 @@ struct Report<'a> {
     cipher: &'static str,
     chunk_size: u32,
     archive_id: String,
+    pin: String,
     data_len: u64,
     index_len: u64,
     archive_len: u64,
@@ -76,6 +77,7 @@ pub fn inspect(a: cli::InspectArgs) -> Result<(), Fail> {
             cipher: h.suite.name(),
             chunk_size: h.chunk_size,
             archive_id: h.archive_id_hex(),
+            pin: h.pin().to_string(),
             data_len: h.data_len,
             index_len: h.index_len,
             archive_len: h.archive_len(),
@@ -133,6 +135,7 @@ fn text(
     writeln!(out, "cipher:       {}", h.suite.name())?;
     writeln!(out, "chunk size:   {} bytes", h.chunk_size)?;
     writeln!(out, "archive id:   {}", h.archive_id_hex())?;
+    writeln!(out, "pin:          {}", h.pin())?;
     writeln!(out, "data:         {} bytes", h.data_len)?;
     writeln!(out, "index:        {} bytes (encrypted)", h.index_len)?;
     writeln!(
@@ -240,6 +243,7 @@ mod tests {
             cipher: "aes-256-gcm",
             chunk_size: 65536,
             archive_id: "ab".into(),
+            pin: "hpcspin1-x".into(),
             data_len: 3,
             index_len: 4,
             archive_len: 5,
@@ -249,7 +253,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
-            r#"{"archive":"a \"b\".hpcs","format_version":1,"cipher":"aes-256-gcm","chunk_size":65536,"archive_id":"ab","data_len":3,"index_len":4,"archive_len":5,"stanzas":["age","vault"]}"#
+            r#"{"archive":"a \"b\".hpcs","format_version":1,"cipher":"aes-256-gcm","chunk_size":65536,"archive_id":"ab","pin":"hpcspin1-x","data_len":3,"index_len":4,"archive_len":5,"stanzas":["age","vault"]}"#
         );
         r.recipients = Some(&recips);
         r.entries = Some(vec![

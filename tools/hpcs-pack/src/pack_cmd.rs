@@ -93,6 +93,10 @@ pub fn pack(a: cli::PackArgs) -> Result<(), Fail> {
             secs,
             scan.data_len as f64 / secs / 1e6
         );
+        eprintln!(
+            "pin: {} (mount it with hpcs-mount --pin PIN, or give hpcs-job ARCHIVE@PIN)",
+            packed.header.pin()
+        );
     }
     if let Some(v) = vault {
         v.commit(

@@ -12,6 +12,17 @@ pub fn run(c: ResultsCommand) -> Result<(), Fail> {
         ResultsCommand::Verify(a) => (a, None),
         ResultsCommand::Decrypt(d) => (d.common, Some(d.output)),
     };
+    let mut expected = Vec::new();
+    for r in &a.expect_run {
+        expected.push(hpcs::util::unhex_array::<16>(r).ok_or_else(|| {
+            Fail::new(
+                exit::USAGE,
+                format!(
+                    "--expect-run {r:?}: give a run id of 32 hex digits, as hpcs-job printed it"
+                ),
+            )
+        })?);
+    }
     let archive = crate::unlock(&a.archive, &a.id.identities)?;
     let mut ids = keys::load_identities(&a.id.identities[0])?;
     for p in &a.id.identities[1..] {
@@ -27,14 +38,75 @@ pub fn run(c: ResultsCommand) -> Result<(), Fail> {
             ),
         ));
     }
-    let report = results::check_dir(
-        dir,
-        &ids,
-        archive.results_key(),
-        &archive.header().archive_id,
-        dest.as_deref(),
-    )
-    .map_err(|e| match e {
+    let check = |dest: Option<&std::path::Path>| {
+        results::check_dir(
+            dir,
+            &ids,
+            archive.results_key(),
+            &archive.header().archive_id,
+            dest,
+        )
+        .map_err(|e| read_fail(dir, dest.is_some(), e))
+    };
+    // With expected runs, check them before anything is written.
+    if !expected.is_empty() {
+        let seen = check(None)?;
+        if let Err(f) = unexpected_runs(&seen, &expected) {
+            print_report(&seen, a.quiet);
+            return Err(f);
+        }
+    }
+    let report = check(dest.as_deref())?;
+    print_report(&report, a.quiet);
+    if report.runs.is_empty() && report.unattributed.is_empty() {
+        return Err(Fail::new(
+            exit::RESULTS_INCOMPLETE,
+            format!("{}: no results in this directory", dir.display()),
+        ));
+    }
+    verdict(&report)
+}
+
+/// Refuses results of a run that was not expected, and expected runs that
+/// left nothing in the directory (exit 19).
+fn unexpected_runs(report: &DirReport, expected: &[[u8; 16]]) -> Result<(), Fail> {
+    let hex = hpcs::util::hex;
+    let extra: Vec<String> = report
+        .runs
+        .iter()
+        .filter(|r| !expected.contains(&r.run))
+        .map(|r| hex(&r.run))
+        .collect();
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|e| !report.runs.iter().any(|r| &r.run == *e))
+        .map(|e| hex(e))
+        .collect();
+    if extra.is_empty() && missing.is_empty() {
+        return Ok(());
+    }
+    let mut msg = String::new();
+    if !extra.is_empty() {
+        msg.push_str(&format!(
+            "results of unexpected run(s) {}: not written by the job you expected (another job, an older run, or forged by someone holding the archive key)",
+            extra.join(", ")
+        ));
+    }
+    if !missing.is_empty() {
+        if !msg.is_empty() {
+            msg.push_str("; ");
+        }
+        msg.push_str(&format!(
+            "no results of expected run(s) {} (the job did not run, or its results were removed)",
+            missing.join(", ")
+        ));
+    }
+    msg.push_str("; nothing was decrypted");
+    Err(Fail::new(exit::UNEXPECTED_RUN, msg))
+}
+
+fn read_fail(dir: &std::path::Path, writing: bool, e: ReadError) -> Fail {
+    match e {
         ReadError::NoIdentity => Fail::new(
             exit::WRONG_KEY,
             format!(
@@ -50,18 +122,15 @@ pub fn run(c: ResultsCommand) -> Result<(), Fail> {
             ),
         ),
         ReadError::Io(e) => Fail::new(
-            if dest.is_some() { exit::OUTPUT } else { exit::INPUT },
+            if writing { exit::OUTPUT } else { exit::INPUT },
             format!("{}: {e}", dir.display()),
         ),
         ReadError::Bad(why) => Fail::new(exit::RESULTS_TAMPERED, why),
-    })?;
-    print_report(&report, a.quiet);
-    if report.runs.is_empty() && report.unattributed.is_empty() {
-        return Err(Fail::new(
-            exit::RESULTS_INCOMPLETE,
-            format!("{}: no results in this directory", dir.display()),
-        ));
     }
+}
+
+/// The exit code of a checked directory.
+fn verdict(report: &DirReport) -> Result<(), Fail> {
     if report.tampered() {
         return Err(Fail::new(
             exit::RESULTS_TAMPERED,

@@ -48,10 +48,11 @@ pub fn rewrap(a: cli::RewrapArgs) -> Result<(), Fail> {
         .map_err(rewrite_fail)?;
     if !a.quiet {
         eprintln!(
-            "rewrapped {}: {} recipient(s); data region unchanged (archive id {})",
+            "rewrapped {}: {} recipient(s); data region unchanged (archive id {}, pin {} unchanged)",
             out.display(),
             recipients.len(),
-            hex(&h.archive_id[..8])
+            hex(&h.archive_id[..8]),
+            h.pin()
         );
     }
     Ok(())

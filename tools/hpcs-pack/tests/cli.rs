@@ -58,6 +58,7 @@ fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
             use age::secrecy::ExposeSecret;
             let id = age::x25519::Identity::generate();
             std::fs::write(&p, format!("{}\n", id.to_string().expose_secret())).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
             (p, id.to_public().to_string())
         }
     }
@@ -77,6 +78,31 @@ fn sample_tree(dir: &Path) -> PathBuf {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Like OpenSSH, an identity file group or others can access is refused
+/// (exit 8, with the chmod to run); at 0600 the same file works.
+#[test]
+fn identity_file_readable_by_others_is_refused() {
+    let d = tmp();
+    let src = sample_tree(d.path());
+    let (id, r) = age_keygen(d.path(), "id.txt");
+    let a = d.path().join("a.hpcs");
+    ok(&pack_cmd(&["pack", s(&src), "-o", s(&a), "-r", &r, "-q"]));
+    for mode in [0o644, 0o640, 0o604, 0o620] {
+        std::fs::set_permissions(&id, std::fs::Permissions::from_mode(mode)).unwrap();
+        for cmd in ["verify", "inspect"] {
+            fails_with(
+                &pack_cmd(&[cmd, s(&a), "-i", s(&id)]),
+                8,
+                &format!("run `chmod 600 {}`", id.display()),
+            );
+        }
+    }
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(&pack_cmd(&["verify", s(&a), "-i", s(&id)]));
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o400)).unwrap();
+    ok(&pack_cmd(&["verify", s(&a), "-i", s(&id)]));
 }
 
 #[test]
@@ -243,7 +269,14 @@ fn rewrap_changes_recipients_not_data() {
     let (id2, r2) = age_keygen(d.path(), "id2.txt");
     let src = sample_tree(d.path());
     let a = d.path().join("a.hpcs");
-    ok(&pack_cmd(&["pack", s(&src), "-o", s(&a), "-r", &r1, "-q"]));
+    let out = pack_cmd(&["pack", s(&src), "-o", s(&a), "-r", &r1]);
+    let said = String::from_utf8_lossy(&ok(&out).stderr).into_owned();
+    let pin = inspected_pin(&a);
+    assert!(pin.starts_with("hpcspin1-") && pin.len() == 35, "{pin}");
+    assert!(
+        said.contains(&format!("pin: {pin}")),
+        "pack prints the pin: {said}"
+    );
     let before = std::fs::read(&a).unwrap();
     fails_with(
         &pack_cmd(&["verify", s(&a), "-i", s(&id2)]),
@@ -301,6 +334,38 @@ fn rewrap_changes_recipients_not_data() {
     ]));
     ok(&pack_cmd(&["verify", s(&b), "-i", s(&id1), "-q"]));
     fails_with(&pack_cmd(&["verify", s(&a), "-i", s(&id1)]), 12, "none");
+    // Rewrap keeps the pin (same id and key); the same tree packed again
+    // (new id, new key) has another.
+    assert_eq!(
+        (inspected_pin(&a), inspected_pin(&b)),
+        (pin.clone(), pin.clone())
+    );
+    ok(&pack_cmd(&[
+        "pack",
+        s(&src),
+        "-o",
+        s(&b),
+        "-r",
+        &r1,
+        "-q",
+        "--force",
+    ]));
+    assert_ne!(inspected_pin(&b), pin);
+}
+
+/// The pin `inspect` prints (text), checked against `inspect --json`.
+fn inspected_pin(a: &Path) -> String {
+    let text = String::from_utf8(ok(&pack_cmd(&["inspect", s(a)])).stdout.clone()).unwrap();
+    let pin = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pin:"))
+        .expect("inspect prints a pin")
+        .trim()
+        .to_string();
+    let json =
+        String::from_utf8(ok(&pack_cmd(&["inspect", s(a), "--json"])).stdout.clone()).unwrap();
+    assert!(json.contains(&format!("\"pin\":\"{pin}\"")), "{json}");
+    pin
 }
 
 #[test]
@@ -387,6 +452,7 @@ fn bad_inputs_have_clear_messages_and_stable_codes() {
         "/nonexistent/id",
     );
     let junk = write("junk-id.txt", b"not a key\n");
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o600)).unwrap();
     fails_with(
         &pack_cmd(&["verify", s(&a), "-i", s(&junk)]),
         8,

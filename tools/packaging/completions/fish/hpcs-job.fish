@@ -1,4 +1,4 @@
-complete -c hpcs-job -l data -d 'Data archive to mount, as ARCHIVE or ARCHIVE:NAME (repeatable)' -r
+complete -c hpcs-job -l data -d 'Data archive to mount, as ARCHIVE[:NAME][@PIN] (repeatable)' -r
 complete -c hpcs-job -l container -d 'Container archive to mount (a packed SIF image or root filesystem), as ARCHIVE or ARCHIVE:NAME (default NAME: container)' -r
 complete -c hpcs-job -l secret-script -d 'Archive holding the real (secret) job script, as ARCHIVE or ARCHIVE:NAME (default NAME: job)' -r
 complete -c hpcs-job -l secret-entry -d 'Path of the script to run inside the --secret-script archive' -r
@@ -25,6 +25,7 @@ complete -c hpcs-job -l scratch -d 'Give the job an encrypted, read-write scratc
 complete -c hpcs-job -l scratch-keep -d 'After the application succeeded, copy PATH (relative to the scratch directory; a file or a directory) into the results directory, which encrypts it to --results-recipient (repeatable)' -r
 complete -c hpcs-job -l mount-timeout -d 'Seconds to wait for the archives to be mounted on every node' -r
 complete -c hpcs-job -s o -l output -d 'Write the batch script here (mode 0700) instead of standard output' -r -F
+complete -c hpcs-job -l insecure-no-pins -d 'INSECURE: do not pin the archives. The job then mounts (and, for --container and --secret-script, runs) whatever archive its key opens at those paths when it starts: one packed by anybody to your public key, or an older version. Only for archives you re-pack between submitting and running; --vault jobs still check the dataset'
 complete -c hpcs-job -l vault -d 'Fetch the archive keys from Vault/OpenBao with the job\'s JWT-SVID (passed to hpcs-mount as --vault), for archives packed with `hpcs-pack pack --vault --allow <SPIFFE ID>`'
 complete -c hpcs-job -l srun -d 'Mount with an srun step on every node even for a single node (what --nodes > 1 does; useful to test that path on one node)'
 complete -c hpcs-job -l submit -d 'Submit the script with `sbatch --parsable` and print the job id'

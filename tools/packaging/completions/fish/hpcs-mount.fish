@@ -1,7 +1,9 @@
 complete -c hpcs-mount -s i -l identity -d 'Age identity file (or unencrypted OpenSSH private key) that opens the archive (repeatable)' -r -F
 complete -c hpcs-mount -l archive -d 'Mount this archive as directory NAME under the mount point (repeatable)' -r
+complete -c hpcs-mount -l pin -d 'Refuse the archive unless it has this pin (`hpcs-pack inspect` prints it): `--pin PIN` for the one ARCHIVE, `--pin NAME=PIN` per --archive (repeatable)' -r
 complete -c hpcs-mount -l output -d 'Add a write-only results directory NAME next to the archives; every file written there is encrypted as it is written, into DIR' -r
 complete -c hpcs-mount -l output-recipient -d 'Recipient of the results (age1…, ssh-ed25519 …, ssh-rsa …; repeatable)' -r
+complete -c hpcs-mount -l output-run -d 'Use this run id (32 hex digits) for the results instead of a random one, so that you know it in advance and can require it with `hpcs-pack results decrypt --expect-run RUN` (hpcs-job does this). Refused (39) if DIR already holds a manifest of this run' -r
 complete -c hpcs-mount -l output-recipients-file -d 'File of results recipients, one per line (as `age -R` reads; repeatable)' -r -F
 complete -c hpcs-mount -l scratch -d 'Add an encrypted, read-write scratch directory NAME next to the archives, stored in DIR; SIZE (K, M, G, T) limits the data it holds' -r
 complete -c hpcs-mount -l cache-size -d 'Upper bound of the decrypted-chunk cache shared by all open files' -r
@@ -14,7 +16,7 @@ complete -c hpcs-mount -l pidfile -d 'Write the serving process\'s pid to this f
 complete -c hpcs-mount -l watch-pid -d 'Unmount and exit when process PID exits' -r
 complete -c hpcs-mount -l log-file -d 'Send log lines to this file instead of standard error (appended)' -r -F
 complete -c hpcs-mount -l unmount -d 'Unmount an hpcs mount (the daemon serving it then exits 0)' -r -F
-complete -c hpcs-mount -l vault-dataset -d 'Refuse unless the archive names this dataset (OWNER/NAME)' -r
+complete -c hpcs-mount -l vault-dataset -d 'Refuse (exit 18, before any call to Vault) unless the archive names this dataset: `--vault-dataset OWNER/NAME` for the one ARCHIVE, `--vault-dataset NAME=OWNER/NAME` per --archive NAME (repeatable). Implies --vault for that archive. hpcs-job always passes it with --vault' -r
 complete -c hpcs-mount -l audience -d 'JWT-SVID audience (default: config file, else the archive\'s, else hpcs)' -r
 complete -c hpcs-mount -l vault-addr -d 'Vault/OpenBao address [env: BAO_ADDR, VAULT_ADDR]' -r
 complete -c hpcs-mount -l vault-cacert -d 'PEM CA bundle for Vault\'s TLS [env: BAO_CACERT, VAULT_CACERT]' -r -F

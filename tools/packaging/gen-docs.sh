@@ -7,6 +7,10 @@
 # comparing (without it, as in every `cargo test`, they fail when a committed
 # file is stale). Same packages and features as tools/test.sh, so the debug
 # build is shared. Commit what this changes.
+# After merging a branch that changes a command line (clap), src/exit.rs's
+# table or Cargo.lock, run this and commit; if the merge conflicts in these
+# generated files, take either side (git checkout --theirs -- tools/packaging/man
+# tools/packaging/completions tools/packaging/easybuild), then run this.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HPCS_WRITE_DOCS=1 cargo test --workspace --features hpcs/rustcrypto --locked -q --lib --bins --tests \

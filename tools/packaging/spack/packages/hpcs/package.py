@@ -1,10 +1,10 @@
 # Spack package for hpcs (Spack >= 1.0 repository layout).
 #
-# NOT TESTED: no `spack install` of this file has ever run. Spack is on none
-# of the package registries this project's machines and CI reach (not on
-# PyPI: no project named spack there; not in Debian 12), and nothing else can
-# be downloaded there (a snapshot of Spack's own repository was too large to
-# bring in, 2026-12-03). Untested too, so: the builtin build_systems import
+# NOT TESTED: no `spack install` of this file has ever run. Spack is
+# distributed only from its git repository: it is on none of the package
+# registries this project's machines and CI reach (not on PyPI: no project
+# named spack there; not in Debian 12), and CI can fetch nothing else, so no
+# test can install Spack. Untested too, so: the builtin build_systems import
 # (Spack >= 1.0 with the spack-packages repository), the `rust` and `c`
 # dependencies resolving to the site's compilers. The EasyBuild easyconfig
 # and the Debian package next to it are tested (tools/packaging/test.sh).

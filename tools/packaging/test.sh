@@ -205,8 +205,9 @@ if want easybuild; then
     eb "$3" --prefix="$4/eb" --sourcepath="$4/sources" --installpath="$4/eb-install" \
        --buildpath="$4/eb-build" --tmpdir="$4/eb-tmp" --enforce-checksums \
        --allow-use-as-root-and-accept-consequences --trace
-  ' eb-shell "$lmod_init" "$venv" "$ec" "$work" >"$work/eb.log" 2>&1 \
-    || { tail -40 "$work/eb.log" >&2; fail "eb $ec (log: the last lines above)"; }
+  ' eb-shell "$lmod_init" "$venv" "$ec" "$work" >"$work/eb.log" 2>&1 && rc=0 || rc=$?
+  cp "$work/eb.log" "$cache/eb.log" # kept: the last EasyBuild run's log
+  ((rc == 0)) || { tail -40 "$work/eb.log" >&2; fail "eb $ec exited $rc (log: the last lines above, all of it in $cache/eb.log)"; }
   step "EasyBuild built and installed hpcs $version from source (toolchain SYSTEM, offline)"
 
   mkdir -p "$work/demo-module"

@@ -15,15 +15,15 @@
 #      tarball and the locked crates, offline, into a temporary prefix; a
 #      fresh shell with Lmod (Debian lmod) runs `module load hpcs`, then the
 #      age demo as an unprivileged user with the module's binaries.
-# Kept between runs under target/packaging (or $HPCS_PACKAGING_CACHE): the
+# Kept between runs in /var/cache/hpcs-packaging (or $HPCS_PACKAGING_CACHE),
+# outside the checkout so that a fresh clone on the same machine (CI) finds it: the
 # chroot's base tarball, cargo-deb, the EasyBuild virtualenv, apt's
-# downloaded packages. Everything
-# else lives in a temporary directory under /var/tmp, removed at the end.
+# downloaded packages, the last EasyBuild log. Everything else lives in a
+# temporary directory under /var/tmp, removed at the end.
 # Prints how long each step took.
 # shellcheck disable=SC2016 # the fresh shells' scripts are single-quoted on purpose
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-src=$PWD
 
 EASYBUILD_VERSION=5.4.1
 CARGO_DEB_VERSION=3.8.0
@@ -66,8 +66,7 @@ for p in $parts; do
   [[ $p == deb || $p == easybuild ]] || fail "unknown part '$p' (usage: $0 [deb] [easybuild])"
 done
 
-# HPCS_PACKAGING_CACHE: somewhere kept between runs (a fresh clone has no target/).
-cache=${HPCS_PACKAGING_CACHE:-$src/target/packaging}
+cache=${HPCS_PACKAGING_CACHE:-/var/cache/hpcs-packaging}
 mkdir -p "$cache"
 work=$(mktemp -d /var/tmp/hpcs-packaging.XXXXXX)
 chmod 755 "$work" # the demo's unprivileged user reaches the module under it

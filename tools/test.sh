@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): set up, then run every test of the workspace
 # with both crypto backends, then the end-to-end Slurm workflow tests on a
-# real single-node cluster (root only), then the benchmark-ceiling tests in a
+# real single-node cluster and the packaging tests (.deb in a clean Debian,
+# EasyBuild module; root only), then the benchmark-ceiling tests in a
 # build with the feature bench-ceilings. Missing prerequisites fail instead of
 # skipping.
 set -euo pipefail
@@ -17,8 +18,9 @@ cargo clippy --workspace --all-targets --features hpcs/rustcrypto,hpcs/bench-cei
 cargo test --workspace --features hpcs/rustcrypto --locked "$@"
 if [[ $(id -u) -eq 0 ]]; then
   HPCS_NO_BUILD=1 tools/slurm/test.sh
+  tools/packaging/test.sh
 else
-  echo "test: the Slurm workflow tests (tools/slurm/test.sh) need root; not run" >&2
+  echo "test: the Slurm workflow tests (tools/slurm/test.sh) and the packaging tests (tools/packaging/test.sh) need root; not run" >&2
 fi
 # The benchmark ceilings (feature bench-ceilings) are in no default build, so
 # the tests above check that hpcs-mount lacks them; last (it rebuilds

@@ -9,6 +9,7 @@ mod crypt4gh;
 mod format;
 mod mount;
 mod pack_cli;
+mod packaging;
 mod results;
 mod vault;
 mod vectors;

@@ -23,6 +23,7 @@ use clap::Parser;
     version,
     about = "Mount encrypted hpcs archives read-only, decrypting on demand in RAM",
     long_about,
+    verbatim_doc_comment,
     after_help = EXIT_HELP,
     override_usage = "hpcs-mount [OPTIONS] <ARCHIVE> <MOUNTPOINT> [-- <CMD> [ARGS]...]\n       \
                       hpcs-mount [OPTIONS] --archive NAME=ARCHIVE... <MOUNTPOINT> [-- <CMD> [ARGS]...]\n       \
@@ -315,3 +316,6 @@ directory (--output) unusable or its manifest not written, 50 scratch
 directory (--scratch) unusable. Crypt4GH: 63 a .c4gh file of a reference
 archive missing or changed.
 Full list: README (EXIT CODES).";
+
+#[cfg(test)]
+hpcs_gen_docs::docs_are_current!(Cli, Some(hpcs::exit::TABLE));

@@ -313,3 +313,7 @@ EXIT CODES of the generated job script (the Slurm job's exit code):
   205  a node's mount ended while the application ran (hpcs-mount killed or
        out of memory): the application was stopped, its results are incomplete
   206  copying a --scratch-keep path into the results directory failed";
+
+// hpcs-job has exit codes of its own (EXIT_HELP), not hpcs's.
+#[cfg(test)]
+hpcs_gen_docs::docs_are_current!(Cli, None);

@@ -356,3 +356,6 @@ pub struct RewrapArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
+
+#[cfg(test)]
+hpcs_gen_docs::docs_are_current!(Cli, Some(hpcs::exit::TABLE));

@@ -6,10 +6,10 @@ reads, random 4 KiB reads, time to first byte, and the daemon's (or the
 decrypting process's) CPU seconds per GB. `C4ghPhase` is a part of
 `bench.Bench` (its phase and its part of the report).
 
-crypt4ghfs is found as $HPCS_CRYPT4GHFS, else `crypt4ghfs` on PATH, else
-/opt/hpcs-bench/crypt4ghfs/bin/crypt4ghfs (where tools/setup.sh puts it: a
-virtualenv with crypt4gh 1.5, as crypt4ghfs 1.2 imports functions later
-crypt4gh releases removed). Without it, or without the crypt4gh CLI, the
+crypt4ghfs is found in the virtualenv tools/setup.sh makes,
+${HPCS_C4GHFS_VENV:-/opt/hpcs-bench/crypt4ghfs} (with crypt4gh 1.5:
+crypt4ghfs 1.2 imports functions later crypt4gh releases removed), else on
+PATH. Without it, or without the crypt4gh CLI, the
 phase records why in the report's notes and measures what it can."""
 
 from __future__ import annotations
@@ -36,15 +36,12 @@ RAND = "c4gh: random 4K read"
 TTFB = "c4gh: time to first byte (cold)"
 CPU_SEQ = "c4gh: seq read 1M: CPU per GB"
 MAX_SIZE = 1 * GiB
-C4GHFS_DEFAULT = Path("/opt/hpcs-bench/crypt4ghfs/bin/crypt4ghfs")
+C4GHFS_VENV = Path(os.environ.get("HPCS_C4GHFS_VENV") or "/opt/hpcs-bench/crypt4ghfs")
 
 
 def find_crypt4ghfs() -> str | None:
-    env = os.environ.get("HPCS_CRYPT4GHFS")
-    if env:
-        return env if os.access(env, os.X_OK) else None
-    return shutil.which("crypt4ghfs") or (str(C4GHFS_DEFAULT) if os.access(C4GHFS_DEFAULT, os.X_OK)
-                                          else None)
+    exe = C4GHFS_VENV / "bin" / "crypt4ghfs"
+    return str(exe) if os.access(exe, os.X_OK) else shutil.which("crypt4ghfs")
 
 
 def children_cpu() -> float:
@@ -163,8 +160,9 @@ class C4ghPhase:
         exe = find_crypt4ghfs()
         self.res.info["c4ghfs"] = exe or ""
         if exe is None:
-            self.res.notes.append("Crypt4GH: crypt4ghfs not measured: not found ($HPCS_CRYPT4GHFS, "
-                                  f"PATH, {C4GHFS_DEFAULT}; tools/setup.sh --bench installs it).")
+            self.res.notes.append("Crypt4GH: crypt4ghfs not measured: not found in "
+                                  f"{C4GHFS_VENV} or on PATH (tools/setup.sh --bench installs "
+                                  "it).")
         for rep in range(self.a.reps):
             log(f"c4gh rep {rep + 1}/{self.a.reps}")
             # hpcs-mount serving the reference archive

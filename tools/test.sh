@@ -11,6 +11,9 @@ export HPCS_REQUIRE_FUSE=1 HPCS_REQUIRE_BAO=1 HPCS_REQUIRE_AGE=1 HPCS_REQUIRE_C4
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --features hpcs/rustcrypto --locked -- -D warnings
 cargo clippy --workspace --all-targets --features hpcs/rustcrypto,hpcs/bench-ceilings --locked -- -D warnings
+# --workspace includes fuzz/ (hpcs-fuzz): its smoke test runs every fuzz
+# target on its committed corpus and 2000 mutations (at most 10 s) each;
+# docs/fuzzing.md. The coverage-guided runs are tools/fuzz.sh, not run here.
 cargo test --workspace --features hpcs/rustcrypto --locked "$@"
 if [[ $(id -u) -eq 0 ]]; then
   HPCS_NO_BUILD=1 tools/slurm/test.sh

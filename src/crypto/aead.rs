@@ -212,6 +212,8 @@ impl ChunkCipher {
     ///
     /// # Panics
     /// If `out.len() != plaintext.len() + TAG_LEN` (a caller bug).
+    // Only the scratch directory (src/fs, feature `fuse`) seals this way.
+    #[cfg_attr(not(feature = "fuse"), allow(dead_code))]
     pub(crate) fn seal_into(&self, n: [u8; 12], plaintext: &[u8], out: &mut [u8]) {
         assert_eq!(
             out.len(),

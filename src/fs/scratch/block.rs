@@ -96,6 +96,8 @@ impl BlockCipher {
     /// bytes); on failure `out` is wiped.
     pub fn open(&self, version: u64, stored: &[u8], out: &mut [u8]) -> Result<(), OpenError> {
         if version == 0 || stored.len() != STORED {
+            // Wiped here too: `out` may hold another block's plaintext.
+            out.zeroize();
             return Err(OpenError);
         }
         self.cipher.open_into_raw(nonce(version), stored, out)
@@ -185,7 +187,12 @@ mod tests {
             ("truncated", 7, &v7[..STORED - 1]),
         ];
         for (what, version, stored) in cases {
+            // Every failure wipes `out`, also the ones refused before any
+            // decryption (version 0, wrong length; found by fuzzing:
+            // fuzz/corpus/scratch_block/wrong-length-not-wiped).
+            out.copy_from_slice(&pt);
             assert_eq!(c.open(version, stored, &mut out), Err(OpenError), "{what}");
+            assert!(out.iter().all(|&b| b == 0), "{what}: output wiped");
         }
         let other = BlockCipher::with_key(&SubKey::from_bytes([6; 32]));
         assert_eq!(

@@ -27,6 +27,40 @@ pub(super) enum CallErr {
     Other(String),
 }
 
+/// The meaning of a reply with status `code` and body `bytes` (no I/O, so
+/// the fuzz targets reach it): a 2xx is its JSON body (`None` when empty or
+/// not JSON); anything else is [`CallErr::Api`] with the `errors` it lists.
+pub(super) fn parse_reply(code: u16, bytes: &[u8]) -> Result<Option<Value>, CallErr> {
+    let v: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice(bytes).ok()
+    };
+    if (200..300).contains(&code) {
+        return Ok(v);
+    }
+    let errors = v
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|s| s.trim().replace("\n\t* ", " ").replace('\n', " "))
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(CallErr::Api { code, errors })
+}
+
+/// The token a login reply carries (`auth.client_token`).
+pub(super) fn client_token(reply: Option<&Value>) -> Option<Secret> {
+    reply?
+        .pointer("/auth/client_token")
+        .and_then(Value::as_str)
+        .map(|t| Secret::new(t.to_string()))
+}
+
 impl CallErr {
     pub(super) fn transient(&self) -> bool {
         match self {
@@ -240,26 +274,7 @@ impl Conn {
         let resp = req.send().await.map_err(|e| from_reqwest(&e))?;
         let code = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| from_reqwest(&e))?;
-        let v: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            serde_json::from_slice(&bytes).ok()
-        };
-        if (200..300).contains(&code) {
-            return Ok(v);
-        }
-        let errors = v
-            .as_ref()
-            .and_then(|v| v.get("errors"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(|s| s.trim().replace("\n\t* ", " ").replace('\n', " "))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Err(CallErr::Api { code, errors })
+        parse_reply(code, &bytes)
     }
 
     fn call(
@@ -356,6 +371,38 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replies_mean_what_vault_says() {
+        // 2xx: the JSON body, or nothing for an empty or non-JSON body.
+        let v = parse_reply(200, br#"{"auth":{"client_token":"s.x"}}"#).unwrap();
+        assert_eq!(client_token(v.as_ref()).unwrap().expose(), "s.x");
+        assert!(parse_reply(204, b" \n").unwrap().is_none());
+        assert!(parse_reply(200, b"<html>").unwrap().is_none());
+        assert!(client_token(
+            parse_reply(200, br#"{"auth":{"client_token":7}}"#)
+                .unwrap()
+                .as_ref()
+        )
+        .is_none());
+        // Anything else is an error carrying Vault's words, one line each.
+        let e = parse_reply(
+            403,
+            b"{\"errors\":[\"1 error occurred:\\n\\t* permission denied\\n\"]}",
+        )
+        .unwrap_err();
+        assert_eq!(e.text(), "HTTP 403: 1 error occurred: permission denied");
+        assert_eq!(
+            parse_reply(502, b"bad gateway").unwrap_err().text(),
+            "HTTP 502"
+        );
+        assert_eq!(
+            parse_reply(404, br#"{"errors":[1,"x"]}"#)
+                .unwrap_err()
+                .text(),
+            "HTTP 404: x"
+        );
+    }
 
     #[test]
     fn a_connection_closed_mid_tls_is_retried_a_refused_certificate_is_not() {

@@ -3,10 +3,10 @@
 //! helper's file) or a password login (`userpass`, `ldap`). Passwords and
 //! tokens stay in [`Secret`]s.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use zeroize::Zeroize;
 
-use super::conn::{CallErr, Conn};
+use super::conn::{client_token, CallErr, Conn};
 use super::error::VaultError;
 use super::secret::Secret;
 
@@ -79,16 +79,9 @@ pub(super) fn login_user(c: &Conn, login: UserLogin) -> Result<Secret, VaultErro
                 json!({ "password": password.expose() }),
             );
             match r {
-                Ok(Some(v)) => v
-                    .pointer("/auth/client_token")
-                    .and_then(Value::as_str)
-                    .map(|t| Secret::new(t.to_string()))
-                    .ok_or_else(|| {
-                        VaultError::Login(format!("{method} login as {user} returned no token"))
-                    }),
-                Ok(None) => Err(VaultError::Login(format!(
-                    "{method} login as {user} returned no token"
-                ))),
+                Ok(v) => client_token(v.as_ref()).ok_or_else(|| {
+                    VaultError::Login(format!("{method} login as {user} returned no token"))
+                }),
                 Err(
                     e @ CallErr::Api {
                         code: 400 | 401 | 403 | 404,

@@ -53,3 +53,45 @@ pub use secret::Secret;
 pub use setup::{
     policy_names, setup, user_policy, workload_policy, JwtTrust, SetupOptions, SetupReport,
 };
+
+/// What a Vault server sends, parsed without I/O: the entry points of the
+/// fuzz target `vault_json` (fuzz/, docs/fuzzing.md). Not a stable API.
+#[doc(hidden)]
+pub mod replies {
+    use super::conn::{client_token, parse_reply};
+    use super::records::{key_of, MetaRecord, SlotRecord};
+    use super::release::check_copy;
+    use super::{Dataset, VaultError};
+    use crate::crypto::DataKey;
+
+    /// A reply with status `code` and body `bytes`: its JSON body, or the
+    /// error text a user would see.
+    pub fn reply(code: u16, bytes: &[u8]) -> Result<Option<serde_json::Value>, String> {
+        parse_reply(code, bytes).map_err(|e| e.text())
+    }
+
+    /// Whether a 200 login reply `bytes` carries a token.
+    pub fn login_token(bytes: &[u8]) -> bool {
+        let v = parse_reply(200, bytes).ok().flatten();
+        client_token(v.as_ref()).is_some()
+    }
+
+    /// The key in a key-copy record `json` (the `data` of a KV v1 read), as
+    /// the mount side checks it for `ds`, `spiffe_id` and `archive_id`.
+    pub fn key_copy(
+        json: &[u8],
+        ds: &Dataset,
+        spiffe_id: &str,
+        archive_id: &[u8; 32],
+    ) -> Result<DataKey, VaultError> {
+        let rec: SlotRecord =
+            serde_json::from_slice(json).map_err(|e| VaultError::Config(e.to_string()))?;
+        check_copy(&rec, ds, spiffe_id, archive_id, "<fuzz>")
+    }
+
+    /// The key in an owner's record `json`, if it parses and holds one.
+    pub fn owner_key(json: &[u8]) -> Option<DataKey> {
+        let rec: MetaRecord = serde_json::from_slice(json).ok()?;
+        key_of(&rec.key_hex)
+    }
+}

@@ -9,13 +9,12 @@
 //! archive's key comes from Vault at all. A mount binary only maps its flags
 //! to a [`Layer`].
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::conn::{CallErr, Conn};
+use super::conn::{client_token, CallErr, Conn};
 use super::error::VaultError;
 use super::names::{slot_role, Dataset, VaultRef};
 use super::records::{key_of, SlotRecord};
-use super::secret::Secret;
 use crate::crypto::{DataKey, Header, Stanza};
 use crate::keys::config::{self, Layer, Notice, Settings};
 use crate::keys::spiffe::fetch_jwt_svid;
@@ -116,11 +115,7 @@ pub fn release_key_with(
         json!({ "role": role, "jwt": svid.token.expose() }),
     );
     let token = match login {
-        Ok(v) => v
-            .as_ref()
-            .and_then(|v| v.pointer("/auth/client_token"))
-            .and_then(Value::as_str)
-            .map(|t| Secret::new(t.to_string()))
+        Ok(v) => client_token(v.as_ref())
             .ok_or_else(|| VaultError::Config("Vault's JWT login returned no token".into()))?,
         Err(e) => return Err(login_error(e, s, &svid.spiffe_id, &ds)),
     };
@@ -211,6 +206,25 @@ fn read_copy(
         }
         Err(e) => return Err(e.into_vault(&c.s.addr, "read the key")),
     };
+    check_copy(
+        &rec,
+        ds,
+        spiffe_id,
+        archive_id,
+        &format!("{}/{}", c.s.kv_mount, ds.slot_path(role)),
+    )
+}
+
+/// The key in the copy `rec` read at `place`, if it is live, for
+/// `spiffe_id` and `ds`, and pinned to `archive_id` (no I/O, so the fuzz
+/// targets reach it).
+pub(super) fn check_copy(
+    rec: &SlotRecord,
+    ds: &Dataset,
+    spiffe_id: &str,
+    archive_id: &[u8; 32],
+    place: &str,
+) -> Result<DataKey, VaultError> {
     if rec.revoked {
         let reason = rec.reason.clone();
         return Err(VaultError::revoked(
@@ -221,11 +235,8 @@ fn read_copy(
     }
     if rec.spiffe_id != spiffe_id || rec.dataset != ds.to_string() {
         return Err(VaultError::Config(format!(
-            "the key copy at {}/{} is for {} / {}, not {spiffe_id} / {ds}",
-            c.s.kv_mount,
-            ds.slot_path(role),
-            rec.spiffe_id,
-            rec.dataset
+            "the key copy at {place} is for {} / {}, not {spiffe_id} / {ds}",
+            rec.spiffe_id, rec.dataset
         )));
     }
     let mine = hex(archive_id);

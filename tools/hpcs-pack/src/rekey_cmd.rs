@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use hpcs::crypto::header::{STANZA_AGE, STANZA_RECIPIENTS};
 use hpcs::crypto::{Archive, DataKey, FileSource, SealedArchive, WriteOptions};
 use hpcs::exit::{self, Fail};
-use hpcs::keys::stanzas::{age_stanzas, recipients_note, rewrap_recipients, StanzaError};
+use hpcs::keys::stanzas::{age_stanzas, StanzaError};
 use zeroize::Zeroizing;
 
 use crate::{archive_fail, cli, install_signal_handlers, load_key, open_sealed, STOP};
@@ -107,18 +107,7 @@ pub fn rekey(a: cli::RewrapArgs) -> Result<(), Fail> {
     let archive = sealed
         .unlock(&key)
         .map_err(|e| archive_fail(&a.archive, &e))?;
-    let current = recipients_note(&key, &h);
-    let recipients = rewrap_recipients(&current, &a.remove, &a.recipients, &a.recipients_files)
-        .map_err(|e| match e {
-            StanzaError::NotARecipient(r) => Fail::new(
-                exit::BAD_RECIPIENT,
-                format!(
-                    "{r:?} is not a recipient of {} (see `hpcs-pack inspect -i …`)",
-                    a.archive.display()
-                ),
-            ),
-            e => e.into(),
-        })?;
+    let recipients = crate::rewrap_cmd::new_recipients(&a, &key, &h)?;
     if recipients.is_empty() {
         return Err(StanzaError::LastRecipient.into());
     }

@@ -3,12 +3,37 @@
 //! stanza arithmetic is `hpcs::keys::stanzas`, the atomic rewrite
 //! `hpcs::rewrap`, whose failures [`rewrite_fail`] maps for `register` too.
 
+use hpcs::crypto::{DataKey, Header};
 use hpcs::exit::{self, Fail};
 use hpcs::keys::stanzas::{recipients_note, restanza, rewrap_recipients, StanzaError};
+use hpcs::keys::Recipient;
 use hpcs::rewrap::{self, RewriteError};
 use hpcs::util::hex;
 
 use crate::{archive_fail, cli, install_signal_handlers, load_key, open_sealed, STOP};
+
+/// The age recipients `a` asks for: the archive's current ones (from its
+/// encrypted recipients note) minus `--remove-recipient`, plus the added
+/// ones (rewrap and rekey alike).
+pub(crate) fn new_recipients(
+    a: &cli::RewrapArgs,
+    key: &DataKey,
+    h: &Header,
+) -> Result<Vec<Recipient>, Fail> {
+    let current = recipients_note(key, h);
+    rewrap_recipients(&current, &a.remove, &a.recipients, &a.recipients_files).map_err(
+        |e| match e {
+            StanzaError::NotARecipient(r) => Fail::new(
+                exit::BAD_RECIPIENT,
+                format!(
+                    "{r:?} is not a recipient of {} (see `hpcs-pack inspect -i …`)",
+                    a.archive.display()
+                ),
+            ),
+            e => e.into(),
+        },
+    )
+}
 
 pub fn rewrap(a: cli::RewrapArgs) -> Result<(), Fail> {
     install_signal_handlers();
@@ -20,18 +45,7 @@ pub fn rewrap(a: cli::RewrapArgs) -> Result<(), Fail> {
         .unlock(&key)
         .map_err(|e| archive_fail(&a.archive, &e))?;
     drop(archive);
-    let current = recipients_note(&key, &h);
-    let recipients = rewrap_recipients(&current, &a.remove, &a.recipients, &a.recipients_files)
-        .map_err(|e| match e {
-            StanzaError::NotARecipient(r) => Fail::new(
-                exit::BAD_RECIPIENT,
-                format!(
-                    "{r:?} is not a recipient of {} (see `hpcs-pack inspect -i …`)",
-                    a.archive.display()
-                ),
-            ),
-            e => e.into(),
-        })?;
+    let recipients = new_recipients(&a, &key, &h)?;
     let stanzas = restanza(&key, &h, &recipients)?;
     let new_header = h
         .with_stanzas(&key, stanzas)

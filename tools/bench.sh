@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command benchmark of hpcs-mount and hpcs-pack side by side with
 # gocryptfs, squashfuse_ll, the page cache and decrypt-then-untar (issue 5),
-# with every daemon's CPU per GB read (issue 14).
+# with every daemon's CPU per GB read (issue 14), and reads of a .c4gh file
+# through a reference archive against crypt4ghfs and crypt4gh decrypt (issue 17).
 #
 #   tools/bench.sh [--quick|--full|--smoke] [--out DIR] [--workdir DIR] [--keep]
 #                  [--no-install] [bench.py options: --reps N --big-size 4G ...]
@@ -15,7 +16,9 @@
 #             measures age -d | tar -xO, a lower bound); removed at the end unless --keep
 #
 # Installs the Debian packages it needs (as root; fio gocryptfs squashfuse
-# squashfs-tools gnuplot-nox age fuse3), builds the release binaries into
+# squashfs-tools gnuplot-nox age fuse3, libfuse3-dev for crypt4ghfs), the
+# crypt4gh CLI and crypt4ghfs (a virtualenv at $HPCS_C4GHFS_VENV, default
+# /opt/hpcs-bench/crypt4ghfs; the Crypt4GH phase leaves it out if missing), builds the release binaries into
 # ${CARGO_TARGET_DIR:-target} (HPCS_NO_BUILD=1 reuses them; HPCS_MOUNT_BIN /
 # HPCS_PACK_BIN name other binaries), then runs tools/bench/bench.py.
 # hpcs-mount is built with the cargo feature bench-ceilings (the hidden

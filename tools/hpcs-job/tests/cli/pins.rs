@@ -128,6 +128,7 @@ fn a_pinned_job_mounts_only_the_archive_it_was_generated_for() {
         assert_eq!(read, "", "the application ran");
     }
     // What the pin prevents: the unpinned script reads the substitute.
+    fs::copy(&older, &data).unwrap();
     let (out, read) = run(&unpinned);
     assert_eq!(
         out.status.code(),

@@ -98,7 +98,8 @@ fn rewrap_changes_recipients_not_data() {
 /// stay, so the old header spliced back onto the rewrapped file opens again
 /// for the removed recipient. `rekey --remove-recipient` is: new data key,
 /// new archive id, new pin, same tree and bytes for the others, and the old
-/// header (with the old key in it) spliced onto the result opens nothing.
+/// header (with the old key in it) spliced onto the result opens nothing, nor
+/// does the old data key itself.
 #[test]
 fn removed_recipient_with_the_old_header_spliced_back() {
     let d = tmp();
@@ -219,6 +220,22 @@ fn removed_recipient_with_the_old_header_spliced_back() {
         "the old header opened the rekeyed archive: {:?}: {}",
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
+    );
+    // The removed recipient kept the old data key (unwrapped from the old
+    // header with id1): it does not unlock the rekeyed archive either.
+    let sealed = |p: &Path| {
+        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(p).unwrap()).unwrap()
+    };
+    let ids = hpcs::keys::load_identities(&id1).unwrap();
+    let old_key = hpcs::keys::unwrap_age(&sealed(&back).header().stanzas, &ids)
+        .expect("id1 unwraps the old key from the old header");
+    assert!(
+        sealed(&back).unlock(&old_key).is_ok(),
+        "the old key opens the old archive"
+    );
+    assert!(
+        sealed(c).unlock(&old_key).is_err(),
+        "the old data key opened the rekeyed archive"
     );
     // Removing the last recipients is refused; nothing is written.
     let e = d.path().join("e.hpcs");

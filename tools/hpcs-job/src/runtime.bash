@@ -173,8 +173,14 @@ hpcs_wait_gone() {
     ! kill -0 "$1" 2>/dev/null
 }
 
-# The id of the mount step (from its first ready or exit line), if known.
+# The id of the mount step (from its first ready or exit line), if known;
+# HPCS_MSTEP once the cleanup has read it and removed the state directory.
+HPCS_MSTEP=
 hpcs_mount_step() {
+    if [ -n "$HPCS_MSTEP" ]; then
+        printf '%s\n' "$HPCS_MSTEP"
+        return 0
+    fi
     awk '$1 == "hpcs-ready" || $1 == "hpcs-exit" { print $3; exit }' "$HPCS_STATE/ready" 2>/dev/null
 }
 
@@ -252,13 +258,18 @@ hpcs_cleanup() {
     local rc=$?
     trap '' TERM INT
     trap - EXIT
+    # Take what the stop needs from the state directory and remove it first:
+    # a cleanup cut short by Slurm's SIGKILL (KillWait after scancel) then
+    # leaves no state directory on the node.
+    if [ -n "$HPCS_STATE" ]; then
+        HPCS_MSTEP=$(hpcs_mount_step)
+        rm -rf -- "$HPCS_STATE"
+        HPCS_STATE=
+    fi
     hpcs_stop_app
     hpcs_stop_mounts
     if [ -n "$HPCS_RESULTS_DIR" ]; then
         hpcs_log "encrypted results: $HPCS_RESULTS_DIR (on your secure device: hpcs-pack results decrypt DIR -o DEST --archive ${HPCS_ARCHIVES[0]} -i IDENTITY$(printf ' --expect-run %s' "${HPCS_RUN_IDS[@]}"))"
-    fi
-    if [ -n "$HPCS_STATE" ]; then
-        rm -rf -- "$HPCS_STATE"
     fi
     exit "$rc"
 }

@@ -29,7 +29,8 @@ fn real_hpcs_mount() -> Option<PathBuf> {
 /// an archive of their own packed to the same key (or puts back an older
 /// version, or its own with the genuine archive id and key check copied
 /// into the header), the same script stops with 201 (hpcs-mount 18), mounts
-/// nothing and never starts the application. With --insecure-no-pins the
+/// nothing and never starts the application; the same archive rewrapped (same
+/// pin) still runs. With --insecure-no-pins the
 /// substitute is read.
 #[test]
 fn a_pinned_job_mounts_only_the_archive_it_was_generated_for() {
@@ -103,15 +104,49 @@ fn a_pinned_job_mounts_only_the_archive_it_was_generated_for() {
         "{run_id}"
     );
     // (a run id is used once: the same script refuses to run again into
-    // the same directory, 39; clear it for the substitution runs)
+    // the same directory, 39; clear it for the next runs)
     fs::remove_dir_all(&res).unwrap();
+
+    // Accepted: the same archive rewrapped (another recipient added; same
+    // id, key and streams, so the same pin).
+    let header = |p: &Path| {
+        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(p).unwrap())
+            .unwrap()
+            .header()
+            .clone()
+    };
+    let h = header(&data);
+    let ids = hpcs::keys::load_identities(&e.p("id.txt")).unwrap();
+    let key = hpcs::keys::unwrap_age(&h.stanzas, &ids).unwrap();
+    let second = age::x25519::Identity::generate().to_public().to_string();
+    let rs = [
+        hpcs::keys::parse_recipient(&e.recipient).unwrap(),
+        hpcs::keys::parse_recipient(&second).unwrap(),
+    ];
+    let stanzas = hpcs::keys::stanzas::age_stanzas(&key, &h.archive_id, h.suite, &rs).unwrap();
+    let new = h.with_stanzas(&key, stanzas).unwrap();
+    let rewrapped = e.p("rewrapped.hpcs");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    hpcs::rewrap::write_with_header(&data, &h, &new, &rewrapped, false, &key, &stop).unwrap();
+    let genuine_bytes = fs::read(&data).unwrap();
+    fs::copy(&rewrapped, &data).unwrap();
+    let (out, read) = run(&job);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "rewrapped: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read, "genuine\n");
+    fs::remove_dir_all(&res).unwrap();
+    fs::write(&data, &genuine_bytes).unwrap();
 
     let foreign = e.pack("foreign.hpcs", b"evil\n");
     // The foreign archive with the genuine archive id and key check copied
     // into its header (FORMAT.md offsets): the genuine pin over another key.
     let copied = e.p("copied-id.hpcs");
     let mut forged = fs::read(&foreign).unwrap();
-    let genuine = fs::read(&data).unwrap();
+    let genuine = genuine_bytes;
     forged[24..56].copy_from_slice(&genuine[24..56]);
     forged[72..104].copy_from_slice(&genuine[72..104]);
     fs::write(&copied, forged).unwrap();

@@ -173,15 +173,21 @@ hpcs_wait_gone() {
     ! kill -0 "$1" 2>/dev/null
 }
 
-# The id of the mount step (from its first ready or exit line), if known;
-# HPCS_MSTEP once the cleanup has read it and removed the state directory.
-HPCS_MSTEP=
-hpcs_mount_step() {
-    if [ -n "$HPCS_MSTEP" ]; then
-        printf '%s\n' "$HPCS_MSTEP"
-        return 0
+# The mount step's ready file: in the state directory, or, once the cleanup
+# has removed that, through the descriptor it kept open (the mount step may
+# still be writing to it).
+HPCS_READY_FD=
+hpcs_ready_file() {
+    if [ -n "$HPCS_READY_FD" ]; then
+        printf '/dev/fd/%s\n' "$HPCS_READY_FD"
+    else
+        printf '%s/ready\n' "$HPCS_STATE"
     fi
-    awk '$1 == "hpcs-ready" || $1 == "hpcs-exit" { print $3; exit }' "$HPCS_STATE/ready" 2>/dev/null
+}
+
+# The id of the mount step (from its first ready or exit line), if known.
+hpcs_mount_step() {
+    awk '$1 == "hpcs-ready" || $1 == "hpcs-exit" { print $3; exit }' "$(hpcs_ready_file)" 2>/dev/null
 }
 
 # Stops the application if it still runs, bounded, then SIGKILL: on one node
@@ -251,20 +257,21 @@ hpcs_stop_mounts() {
 
 # The first `hpcs-exit NODE STEP STATUS` line of the mount step, if any.
 hpcs_first_exit() {
-    awk '$1 == "hpcs-exit" { print $2, $4; exit }' "$HPCS_STATE/ready" 2>/dev/null
+    awk '$1 == "hpcs-exit" { print $2, $4; exit }' "$(hpcs_ready_file)" 2>/dev/null
 }
 
 hpcs_cleanup() {
     local rc=$?
     trap '' TERM INT
     trap - EXIT
-    # Take what the stop needs from the state directory and remove it first:
-    # a cleanup cut short by Slurm's SIGKILL (KillWait after scancel) then
-    # leaves no state directory on the node.
+    # Remove the state directory first, keeping its ready file open for the
+    # stop: a cleanup cut short by Slurm's SIGKILL (KillWait after scancel)
+    # then leaves no state directory on the node.
     if [ -n "$HPCS_STATE" ]; then
-        HPCS_MSTEP=$(hpcs_mount_step)
+        if [ -f "$HPCS_STATE/ready" ]; then
+            { exec {HPCS_READY_FD}<"$HPCS_STATE/ready"; } 2>/dev/null || HPCS_READY_FD=
+        fi
         rm -rf -- "$HPCS_STATE"
-        HPCS_STATE=
     fi
     hpcs_stop_app
     hpcs_stop_mounts

@@ -412,47 +412,41 @@ impl<'a> Claim<'a> {
 
     /// Publishes the run as read but sealed; chunk `i` holds `stored_len(i)`
     /// bytes as stored. Returns the entries with their chunks.
-    pub fn publish(mut self, stored_len: impl Fn(u64) -> usize) -> Vec<(Arc<Entry>, Loaded)> {
-        let first = self.first;
-        let mut out = Vec::with_capacity(self.items.len());
-        for (k, (e, slot)) in self.items.iter_mut().enumerate() {
-            match slot.take() {
-                Some(slot) => {
-                    let r = Arc::new(Sealed {
-                        slot,
-                        len: stored_len(first + k as u64),
-                    });
-                    e.finish(State::Sealed(Arc::clone(&r)));
-                    out.push((Arc::clone(e), Loaded::Sealed(r)));
-                }
-                None => e.finish(State::Failed),
-            }
-        }
-        self.cache
-            .stats
-            .loaded
-            .fetch_add(out.len() as u64, Ordering::Relaxed);
-        self.done = true;
-        out
+    pub fn publish(self, stored_len: impl Fn(u64) -> usize) -> Vec<(Arc<Entry>, Loaded)> {
+        self.finish_run(|e, slot, i| {
+            let r = Arc::new(Sealed {
+                slot,
+                len: stored_len(i),
+            });
+            e.finish(State::Sealed(Arc::clone(&r)));
+            (Arc::clone(e), Loaded::Sealed(r))
+        })
     }
 
     /// Publishes the run as already opened: the loader authenticated every
     /// chunk and left its plaintext at the start of its buffer, `plain_len(i)`
     /// bytes (the external Crypt4GH segments of a reference archive, opened
     /// by `reference::BoundFile::load_run`). Returns the chunks in order.
-    pub fn publish_opened(mut self, plain_len: impl Fn(u64) -> usize) -> Vec<Arc<Ready>> {
+    pub fn publish_opened(self, plain_len: impl Fn(u64) -> usize) -> Vec<Arc<Ready>> {
+        self.finish_run(|e, slot, i| {
+            let r = Arc::new(Ready {
+                slot,
+                len: plain_len(i),
+            });
+            e.finish(State::Ready(Arc::clone(&r)));
+            r
+        })
+    }
+
+    /// Hands each entry that has its slot, with the slot and the chunk
+    /// index, to `publish` (which finishes the entry); entries without a
+    /// slot fail. Counts the published chunks and ends the run.
+    fn finish_run<T>(mut self, mut publish: impl FnMut(&Arc<Entry>, Slot, u64) -> T) -> Vec<T> {
         let first = self.first;
         let mut out = Vec::with_capacity(self.items.len());
         for (k, (e, slot)) in self.items.iter_mut().enumerate() {
             match slot.take() {
-                Some(slot) => {
-                    let r = Arc::new(Ready {
-                        slot,
-                        len: plain_len(first + k as u64),
-                    });
-                    e.finish(State::Ready(Arc::clone(&r)));
-                    out.push(r);
-                }
+                Some(slot) => out.push(publish(e, slot, first + k as u64)),
                 None => e.finish(State::Failed),
             }
         }

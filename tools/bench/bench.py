@@ -124,8 +124,11 @@ class Bench(Systems, Workloads, ScratchPhase, C4ghPhase):
         main = 5 * (big + small) + big  # source, archive, tar.age, gocryptfs, squashfs; 16K archive
         # the TTFB phase holds one copy of its dataset at a time (archive, then tar.age) and
         # extracts the tarball only if another copy fits (else it measures tar -xO)
-        need = max(main, ttfb) + 2 * GiB
-        if free < max(main, 2 * ttfb) + 2 * GiB:
+        # headroom for the Crypt4GH phase's file (at most 1 GiB or one big file), logs and
+        # fio's files: 2 GiB for real runs, less for the tiny sizes of --smoke
+        headroom = min(2 * GiB, max(256 * MiB, 4 * big))
+        need = max(main, ttfb) + headroom
+        if free < max(main, 2 * ttfb) + headroom:
             log(f"disk: not enough room to extract the {human_bytes(ttfb)} tarball; the peer "
                 "will be measured with tar -xO (a lower bound)")
         log(f"disk: {human_bytes(free)} free in {self.work}, this run needs ~{human_bytes(need)}")

@@ -43,6 +43,9 @@ def chart(res: Results, out_png: Path, tmp: Path) -> bool:
         return p
 
     hot = hot_systems(res)
+    if not hot:
+        log("no hot-cache measurements (the run stopped before them): no chart")
+        return False
     seq = write("seq.dat", [[SHORT.get(s, s), *stats("hot", HOT["seq_buf"][0], s),
                              *stats("hot", HOT["seq_dio"][0], s)] for s in hot])
     rnd = write("rand.dat", [[SHORT.get(s, s), *stats("hot", HOT["rand1"][0], s, 1e-3),

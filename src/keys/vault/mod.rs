@@ -47,7 +47,7 @@ mod setup;
 pub use error::VaultError;
 pub use login::{ambient_token, UserLogin};
 pub use names::{check_spiffe_id, slot_role, Dataset, VaultRef, RECORD_VERSION, SLOT_PREFIX};
-pub use registrar::{Registrar, Status};
+pub use registrar::{Current, Registrar, Status};
 pub use release::{release_for_archive, release_key, release_key_with, wanted, Released};
 pub use secret::Secret;
 pub use setup::{

@@ -16,7 +16,7 @@ use super::records::{key_of, HexKey, MetaRecord, SlotRecord};
 use super::setup::policy_names;
 use crate::crypto::DataKey;
 use crate::keys::config::Settings;
-use crate::util::{hex, now_secs};
+use crate::util::{hex, now_secs, unhex_array};
 
 /// A dataset's state as Vault records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,25 @@ impl Status {
             allowed: m.allowed.clone(),
             revoked: m.revoked,
         }
+    }
+}
+
+/// The live version of a dataset ([`Registrar::current`]).
+pub struct Current {
+    /// The data key (wiped on drop).
+    pub key: DataKey,
+    /// The archive id Vault pins.
+    pub archive_id: [u8; 32],
+    /// SPIFFE IDs that can read the key.
+    pub allowed: Vec<String>,
+}
+
+impl std::fmt::Debug for Current {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Current")
+            .field("archive_id", &hex(&self.archive_id[..8]))
+            .field("allowed", &self.allowed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -315,13 +334,9 @@ impl Registrar {
         Ok(Status::of(ds, &m))
     }
 
-    /// Adds and removes allowed SPIFFE IDs; touches only Vault.
-    pub fn set_allowed(
-        &self,
-        ds: &Dataset,
-        add: &[String],
-        remove: &[String],
-    ) -> Result<Status, VaultError> {
+    /// The owner's record of `ds` and its key; revoked or keyless records
+    /// are refused.
+    fn live_meta(&self, ds: &Dataset) -> Result<(MetaRecord, DataKey), VaultError> {
         let m = self.registered_meta(ds)?;
         if m.revoked {
             return Err(VaultError::revoked(
@@ -333,6 +348,35 @@ impl Registrar {
         let key = key_of(&m.key_hex).ok_or_else(|| {
             VaultError::Config(format!("the record of {ds} in Vault holds no valid key"))
         })?;
+        Ok((m, key))
+    }
+
+    /// The live version of `ds` as its owner's record holds it: the data
+    /// key, the pinned archive id and the allowed SPIFFE IDs (for rekey,
+    /// which replaces all three but the IDs). Revoked or keyless records are
+    /// refused.
+    pub fn current(&self, ds: &Dataset) -> Result<Current, VaultError> {
+        let (m, key) = self.live_meta(ds)?;
+        let archive_id = unhex_array::<32>(&m.archive_id).ok_or_else(|| {
+            VaultError::Config(format!(
+                "the record of {ds} in Vault pins no valid archive id"
+            ))
+        })?;
+        Ok(Current {
+            key,
+            archive_id,
+            allowed: m.allowed,
+        })
+    }
+
+    /// Adds and removes allowed SPIFFE IDs; touches only Vault.
+    pub fn set_allowed(
+        &self,
+        ds: &Dataset,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Status, VaultError> {
+        let (m, key) = self.live_meta(ds)?;
         for id in add.iter().chain(remove) {
             check_spiffe_id(id)?;
         }

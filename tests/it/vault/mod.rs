@@ -9,12 +9,13 @@
 //! print SKIP, unless `HPCS_REQUIRE_BAO=1` (CI), which makes them fail.
 //!
 //! One module per side: `setup` (the administrator), `owner` (registering,
-//! allowing and revoking), `release` (the job), `retry` (Vault unavailable);
+//! allowing and revoking), `rekey` (re-encryption with the record replaced), `release` (the job), `retry` (Vault unavailable);
 //! `harness` holds the site and the shared checks, `servers` OpenBao and the
 //! dev agent.
 
 mod harness;
 mod owner;
+mod rekey;
 mod release;
 mod retry;
 mod servers;

@@ -45,8 +45,8 @@ pub enum Command {
     /// kept the old header (its first few hundred bytes, or any copy of the
     /// file) or the data key can splice it back and open the rewrapped archive
     /// again. To shut someone out use `rekey` (new data key, archive id and
-    /// pin; for archives whose key is in Vault, pack again with `pack --vault
-    /// --replace`), then update the pins that name the archive.
+    /// pin; for archives whose key is in Vault, the Vault record too), then
+    /// update the pins that name the archive.
     Rewrap(RewrapArgs),
     /// Re-encrypt an archive under a new data key and archive id (revocation).
     ///
@@ -55,9 +55,15 @@ pub enum Command {
     /// and archive id, chunk by chunk in memory (no plaintext on disk), into a
     /// temporary file renamed into place. A removed recipient's old header or
     /// old data key opens nothing of the result. The pin changes: update the
-    /// pins that name the archive (hpcs-job, --pin). Archives whose key is in
-    /// Vault are refused (pack them again with `pack --vault --replace`).
-    Rekey(RewrapArgs),
+    /// pins that name the archive (hpcs-job, --pin).
+    ///
+    /// An archive whose key is in Vault must be its dataset's current
+    /// version; you log in to Vault as its owner (the key comes from there
+    /// unless -i is given), and the dataset's record is replaced with the new
+    /// key and archive id for the same SPIFFE IDs before the archive is
+    /// renamed into place (put back if that fails). Jobs holding the old key
+    /// open nothing of the new archive.
+    Rekey(RekeyArgs),
     /// Store an existing archive's key in Vault for SPIFFE IDs (rewrites only the header).
     Register(crate::cli_vault::RegisterArgs),
     /// Change which SPIFFE IDs may fetch a dataset's key from Vault (Vault only).
@@ -355,6 +361,16 @@ pub struct RewrapArgs {
     /// No summary.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// `rekey`: rewrap's arguments, and Vault's for archives whose key is there.
+#[derive(Args, Debug)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    pub w: RewrapArgs,
+
+    #[command(flatten)]
+    pub v: crate::cli_vault::VaultArgs,
 }
 
 #[cfg(test)]

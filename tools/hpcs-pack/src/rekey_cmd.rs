@@ -5,11 +5,14 @@
 //! index and data streams are decrypted chunk by chunk in memory (wiped
 //! after use) and sealed again straight into a temporary file next to the
 //! output, renamed into place when complete; no plaintext reaches the disk.
+//! An archive whose key is in Vault keeps its Vault stanza, and its
+//! dataset's record is replaced (vault_cmd::RekeyVault) just before the
+//! rename.
 
 use std::io::{self, BufWriter};
 use std::sync::atomic::Ordering;
 
-use hpcs::crypto::header::{STANZA_AGE, STANZA_RECIPIENTS};
+use hpcs::crypto::header::{STANZA_AGE, STANZA_RECIPIENTS, STANZA_VAULT};
 use hpcs::crypto::{Archive, DataKey, FileSource, SealedArchive, WriteOptions};
 use hpcs::exit::{self, Fail};
 use hpcs::keys::stanzas::{age_stanzas, StanzaError};
@@ -87,34 +90,50 @@ impl Plain<'_> {
     }
 }
 
-pub fn rekey(a: cli::RewrapArgs) -> Result<(), Fail> {
+pub fn rekey(args: cli::RekeyArgs) -> Result<(), Fail> {
+    let a = &args.w;
     install_signal_handlers();
     let sealed = open_sealed(&a.archive)?;
-    let key = load_key(&a.archive, &sealed, &a.id.identities)?;
     let h = sealed.header().clone();
-    if h.stanzas
+    if let Some(s) = h
+        .stanzas
         .iter()
-        .any(|s| s.kind != STANZA_AGE && s.kind != STANZA_RECIPIENTS)
+        .find(|s| ![STANZA_AGE, STANZA_RECIPIENTS, STANZA_VAULT].contains(&s.kind))
     {
         return Err(Fail::new(
             exit::USAGE,
             format!(
-                "{}: its key is (also) in Vault; rekey handles age recipients only: extract it on the secure device and pack it again with `pack --vault --dataset NAME --replace`",
-                a.archive.display()
+                "{}: a key stanza of kind {} that this hpcs-pack does not know; rekey would drop it: use the hpcs-pack that wrote it",
+                a.archive.display(),
+                s.kind
             ),
         ));
     }
+    // Vault first: login, current version, identity slots; all before a
+    // byte is re-encrypted.
+    let vault = crate::vault_cmd::rekey_prepare(&args.v, &a.archive, &h)?;
+    let key = match &vault {
+        Some(v) if a.id.identities.is_empty() => v.key().clone(),
+        _ => load_key(&a.archive, &sealed, &a.id.identities)?,
+    };
     let archive = sealed
         .unlock(&key)
         .map_err(|e| archive_fail(&a.archive, &e))?;
-    let recipients = crate::rewrap_cmd::new_recipients(&a, &key, &h)?;
-    if recipients.is_empty() {
+    let recipients = crate::rewrap_cmd::new_recipients(a, &key, &h)?;
+    if recipients.is_empty() && vault.is_none() {
         return Err(StanzaError::LastRecipient.into());
     }
     let new_key = DataKey::generate().map_err(|e| Fail::new(exit::INTERNAL, e.to_string()))?;
     let new_id = hpcs::crypto::writer::new_archive_id()
         .map_err(|e| Fail::new(exit::INTERNAL, e.to_string()))?;
-    let stanzas = age_stanzas(&new_key, &new_id, h.suite, &recipients)?;
+    let mut stanzas = if recipients.is_empty() {
+        Vec::new()
+    } else {
+        age_stanzas(&new_key, &new_id, h.suite, &recipients)?
+    };
+    if let Some(v) = &vault {
+        stanzas.push(v.stanza());
+    }
     let index = archive
         .index_plaintext(&key)
         .map_err(|e| archive_fail(&a.archive, &e))?;
@@ -175,19 +194,34 @@ pub fn rekey(a: cli::RewrapArgs) -> Result<(), Fail> {
     })?;
     drop(plain);
     drop(index);
-    tmp.commit(&out, replace).map_err(out_fail)?;
-    // The result must open under the new key before we say it is done.
-    SealedArchive::open(FileSource::open(&out).map_err(out_fail)?)
+    // The result must open under the new key before it replaces anything.
+    SealedArchive::open(FileSource::open(tmp.path()).map_err(out_fail)?)
         .and_then(|s| s.unlock(&new_key))
         .map_err(|e| archive_fail(&out, &e))?;
+    let place = || tmp.commit(&out, replace).map_err(out_fail);
+    let status = match vault {
+        None => {
+            place()?;
+            None
+        }
+        Some(v) => Some(v.commit(&new_key, &new_id, place)?),
+    };
     if !a.quiet {
         eprintln!(
-            "rekeyed {}: {} recipient(s); new data key and archive id (pin {} -> {}); earlier headers and the old key open nothing of it",
+            "rekeyed {}: {} age recipient(s){}; new data key and archive id (pin {} -> {}); earlier headers and the old key open nothing of it",
             out.display(),
             recipients.len(),
+            if status.is_some() {
+                ", key replaced in Vault"
+            } else {
+                ""
+            },
             h.pin(),
             new_header.pin()
         );
+        if let Some(st) = &status {
+            crate::vault_cmd::RekeyVault::print(st);
+        }
     }
     Ok(())
 }

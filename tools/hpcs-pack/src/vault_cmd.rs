@@ -8,12 +8,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hpcs::crypto::header::Header;
 use hpcs::crypto::header::STANZA_VAULT;
 use hpcs::crypto::{DataKey, Stanza};
 use hpcs::exit::{self, Fail};
 use hpcs::keys::config::{self, Layer, Settings};
 use hpcs::keys::vault::{
-    self, Dataset, JwtTrust, Registrar, SetupOptions, Status, UserLogin, VaultError, VaultRef,
+    self, Current, Dataset, JwtTrust, Registrar, SetupOptions, Status, UserLogin, VaultError,
+    VaultRef,
 };
 use hpcs::util::hex;
 
@@ -273,6 +275,120 @@ pub fn register(a: RegisterArgs) -> Result<(), Fail> {
         print_status(&st);
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------- rekey
+
+/// `rekey` of an archive whose key is in Vault: the dataset's record,
+/// checked before anything is re-encrypted, replaced after.
+pub struct RekeyVault {
+    reg: Registrar,
+    ds: Dataset,
+    current: Current,
+    stanza: Stanza,
+}
+
+/// Logs in as the dataset's owner and checks that `h` is the dataset's
+/// current version (rekeying an older copy would roll the dataset back) and
+/// that its identity slots are sound. None for an archive without a Vault
+/// stanza.
+pub fn rekey_prepare(
+    v: &VaultArgs,
+    archive: &Path,
+    h: &Header,
+) -> Result<Option<RekeyVault>, Fail> {
+    let Some(r) = VaultRef::find(&h.stanzas) else {
+        return Ok(None);
+    };
+    let r = r?;
+    let stanza = h
+        .stanzas
+        .iter()
+        .find(|s| s.kind == STANZA_VAULT)
+        .cloned()
+        .expect("VaultRef::find found it");
+    let (_, reg) = login(v, Some(&r))?;
+    let ds = reg.dataset(&r.dataset)?;
+    let current = reg.current(&ds).map_err(|e| {
+        let mut f: Fail = e.into();
+        f.msg = format!("{}: {}", archive.display(), f.msg);
+        f
+    })?;
+    if current.archive_id != h.archive_id {
+        return Err(VaultError::Rollback {
+            dataset: ds.to_string(),
+            current: hex(&current.archive_id[..8]),
+            archive: hex(&h.archive_id[..8]),
+        }
+        .into());
+    }
+    reg.preflight(&ds, &current.allowed, true)?;
+    Ok(Some(RekeyVault {
+        reg,
+        ds,
+        current,
+        stanza,
+    }))
+}
+
+impl RekeyVault {
+    /// The dataset's current data key (it opens the archive: the archive
+    /// ids matched, and unlocking checks the key commitment).
+    pub fn key(&self) -> &DataKey {
+        &self.current.key
+    }
+
+    /// The archive's Vault stanza, kept as it is (same dataset and mounts).
+    pub fn stanza(&self) -> Stanza {
+        self.stanza.clone()
+    }
+
+    /// Replaces the dataset's record with `key` and `archive_id` for the
+    /// same SPIFFE IDs, then `place`s the rekeyed archive. If placing fails,
+    /// the old record is put back, so the old archive keeps working.
+    pub fn commit(
+        self,
+        key: &DataKey,
+        archive_id: &[u8; 32],
+        place: impl FnOnce() -> Result<(), Fail>,
+    ) -> Result<Status, Fail> {
+        let allowed = &self.current.allowed;
+        // A record written halfway (some key copies new, the owner's record
+        // old) is put back whole, like one whose archive could not be placed.
+        let put_back = |mut f: Fail, what: &str| -> Fail {
+            let back = self.reg.register(
+                &self.ds,
+                &self.current.key,
+                &self.current.archive_id,
+                allowed,
+                true,
+            );
+            f.msg.push_str(&match back {
+                Ok(_) => format!(
+                    "; {what}, and the Vault record of {} is as it was (the old archive still opens)",
+                    self.ds
+                ),
+                Err(e) => format!(
+                    "; {what}, and putting back the old Vault record of {} failed too ({e}): jobs cannot open the old archive until rekey is run again",
+                    self.ds
+                ),
+            });
+            f
+        };
+        let st = match self.reg.register(&self.ds, key, archive_id, allowed, true) {
+            Ok(st) => st,
+            Err(e) => return Err(put_back(e.into(), "the archive was not replaced")),
+        };
+        if let Err(f) = place() {
+            return Err(put_back(f, "the rekeyed archive was not placed"));
+        }
+        Ok(st)
+    }
+
+    /// Prints the dataset's state after commit.
+    pub fn print(st: &Status) {
+        print_status(st);
+    }
 }
 
 // ---------------------------------------------------------------- allow / revoke

@@ -126,6 +126,19 @@ complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -s r -l recip
 complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -s R -l recipients-file -d 'Add every recipient in this file (repeatable)' -r -F
 complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l remove-recipient -d 'Remove this recipient (repeatable; as it was given when packing). With rewrap this is not revocation (see `rewrap --help`); with rekey it is' -r
 complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -s o -l output -d 'Write the rewrapped archive here instead of replacing ARCHIVE' -r -F
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-addr -d 'Vault/OpenBao address [env: BAO_ADDR, VAULT_ADDR]' -r
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-cacert -d 'PEM file of CA certificates for Vault\'s TLS [env: BAO_CACERT, VAULT_CACERT]' -r -F
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-namespace -d 'Vault namespace [env: BAO_NAMESPACE, VAULT_NAMESPACE]' -r
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-mount -d 'KV v1 mount of the key records (default: hpcs)' -r
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-auth-mount -d 'JWT auth mount the jobs log in to (default: hpcs-jwt)' -r
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l audience -d 'JWT-SVID audience the site\'s Vault expects (default: hpcs)' -r
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-login -d 'Log in with a password instead of using a token' -r -f -a "userpass\t''
+ldap\t''
+token\t''"
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-login-mount -d 'Auth mount of --vault-login (default: the method\'s name)' -r
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-user -d 'User name for --vault-login userpass|ldap (default: $USER)' -r
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-password-file -d 'Read the password from this file\'s first line instead of the terminal' -r -F
+complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l vault-retry-secs -d 'Seconds to keep retrying while Vault is unreachable (default: 30)' -r
 complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -s f -l force -d 'Replace the -o output if it exists'
 complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -s q -l quiet -d 'No summary'
 complete -c hpcs-pack -n "__fish_hpcs_pack_using_subcommand rekey" -l log-names -d 'Show names, paths and sizes from archives and results in messages'

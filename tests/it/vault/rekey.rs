@@ -1,0 +1,139 @@
+//! `hpcs-pack rekey` of archives whose key is in Vault: the dataset's record
+//! is replaced with the new key and archive id, jobs get the new key, the old
+//! key opens nothing of the new archive, and an older copy of the dataset is
+//! refused (rekeying it would roll the dataset back).
+
+use hpcs::crypto::{FileSource, SealedArchive};
+use hpcs::exit;
+
+use super::harness::*;
+
+fn pin_of(path: &std::path::Path) -> String {
+    SealedArchive::open(FileSource::open(path).unwrap())
+        .unwrap()
+        .header()
+        .pin()
+        .to_string()
+}
+
+#[test]
+fn rekey_replaces_the_vault_record_and_the_old_key_opens_nothing() {
+    let Some(site) = Site::new("rekey_vault") else {
+        return;
+    };
+    // A Vault-only archive (no age recipient): the key comes from Vault.
+    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A, JOB_B], &[]);
+    let agent_a = site.agent("job-a", JOB_A);
+    let agent_b = site.agent("job-b", JOB_B);
+    let (old_key, _) = release(&site, &agent_a, &archive).expect("released before rekey");
+    let old_hex = site.genome_key_hex();
+    let old_pin = pin_of(&archive);
+    let (_, old_id) = archive_ref(&archive);
+    let old_copy = site.path("genome-old.hpcs");
+    std::fs::copy(&archive, &old_copy).unwrap();
+
+    let o = site
+        .pack_user("alice", &["rekey"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_ok(&o, "rekey of a Vault archive");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("key replaced in Vault"), "{err}");
+
+    // A new archive id and pin; the record holds a new key, for both IDs.
+    let (r, new_id) = archive_ref(&archive);
+    assert_eq!(r.dataset, site.alice("genome"), "same dataset");
+    assert_ne!(new_id, old_id, "new archive id");
+    assert_ne!(pin_of(&archive), old_pin, "new pin");
+    let new_hex = site.genome_key_hex();
+    assert_ne!(new_hex, old_hex, "the Vault record holds a new key");
+    for agent in [&agent_a, &agent_b] {
+        let (key, _) = release(&site, agent, &archive).expect("released after rekey");
+        assert_eq!(
+            read_with(&archive, &key, "sub/big.bin"),
+            vec![7u8; 200_000],
+            "the rekeyed archive holds the same tree"
+        );
+    }
+    // The old data key (a job or a removed identity may have kept it)
+    // does not unlock the new archive.
+    let sealed = SealedArchive::open(FileSource::open(&archive).unwrap()).unwrap();
+    assert!(
+        sealed.unlock(&old_key).is_err(),
+        "the old data key opened the rekeyed archive"
+    );
+    // The old archive (a copy anybody may have kept) is refused by Vault.
+    let (code, msg) = code_of(release(&site, &agent_a, &old_copy));
+    assert_eq!(code, exit::ROLLBACK, "{msg}");
+
+    // Rekeying that older copy would make it current again: refused, and
+    // nothing changes in Vault or on disk.
+    let before = std::fs::read(&old_copy).unwrap();
+    let o = site
+        .pack_user("alice", &["rekey"])
+        .arg(&old_copy)
+        .output()
+        .unwrap();
+    let msg = assert_code(&o, exit::ROLLBACK, "rekey of an older version");
+    assert!(msg.contains("not the current version"), "{msg}");
+    assert_eq!(
+        std::fs::read(&old_copy).unwrap(),
+        before,
+        "old copy untouched"
+    );
+    assert_eq!(site.genome_key_hex(), new_hex, "Vault record untouched");
+
+    // Another owner cannot rekey alice's dataset (and changes nothing).
+    let o = site
+        .pack_user("bob", &["rekey"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_code(&o, exit::VAULT_DENIED, "bob rekeys alice's dataset");
+    assert_eq!(site.genome_key_hex(), new_hex, "Vault record untouched");
+    assert!(release(&site, &agent_a, &archive).is_ok());
+}
+
+#[test]
+fn rekey_of_an_age_and_vault_archive_keeps_both() {
+    let Some(site) = Site::new("rekey_vault_age") else {
+        return;
+    };
+    let (id_file, recipient) = crate::util::identity_file(site.dir.path(), "alice.age");
+    let archive = site.pack_vault("genome.hpcs", "genome", &[JOB_A], &["-r", &recipient]);
+    let old_hex = site.genome_key_hex();
+    // With -i the key comes from the age identity (and must match Vault's).
+    let o = site
+        .pack_user("alice", &["rekey", "-q"])
+        .arg("-i")
+        .arg(&id_file)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_ok(&o, "rekey with -i");
+    assert_ne!(
+        site.genome_key_hex(),
+        old_hex,
+        "the Vault record holds a new key"
+    );
+    let agent = site.agent("job-a", JOB_A);
+    let (key, _) = release(&site, &agent, &archive).expect("released after rekey");
+    assert_eq!(read_with(&archive, &key, "sub/big.bin"), vec![7u8; 200_000]);
+    // The age recipient still opens it (extract through the CLI).
+    let dest = site.path("out");
+    let o = std::process::Command::new(crate::util::bin("hpcs-pack"))
+        .arg("extract")
+        .arg(&archive)
+        .arg("-i")
+        .arg(&id_file)
+        .arg("-o")
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_ok(&o, "extract with the age identity after rekey");
+    assert_eq!(
+        std::fs::read(dest.join("sub/big.bin")).unwrap(),
+        vec![7u8; 200_000]
+    );
+}

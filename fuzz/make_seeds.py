@@ -3,7 +3,9 @@
 
 Seeds come from the golden vectors (tests/vectors), files written by the
 reference tools (`age`, Python `cryptography`) in the formats of FORMAT.md,
-RESULTS.md and docs/mount.md, and a few small Vault replies. Needs python3-cryptography and the `age` command (both
+RESULTS.md and docs/mount.md, and a few small Vault replies; the Crypt4GH
+results and reference-archive seeds are written by the library itself
+(`cargo test -p hpcs-fuzz --test seeds -- --ignored`, run at the end). Needs python3-cryptography and the `age` command (both
 installed by tools/setup.sh). Run from anywhere; deterministic except for
 the random nonces of generated Crypt4GH files and age stanzas.
 
@@ -213,4 +215,8 @@ if __name__ == "__main__":
     vault()
     pins()
     scratch()
+    # Crypt4GH results and reference-archive external files: written by the
+    # library itself (fuzz/tests/seeds.rs).
+    subprocess.run(["cargo", "test", "-q", "-p", "hpcs-fuzz", "--test", "seeds", "--", "--ignored"],
+                   cwd=os.path.join(HERE, ".."), check=True)
     sys.exit(0)

@@ -2,17 +2,25 @@
 //!
 //! Safety rules: archive names are single validated components (no `/`, no
 //! `..`), requested paths must be relative and free of `..`, nothing is ever
-//! written through a symlink (files are created with `O_NOFOLLOW | O_EXCL`,
-//! directories are checked to be real directories), existing files are never
-//! overwritten, and each file is written to a temporary name and renamed into
-//! place once it is complete and authenticated.
+//! written through a symlink and nothing outside the destination is touched:
+//! the destination is opened once (`O_DIRECTORY|O_NOFOLLOW`), each directory
+//! is made with `mkdirat` and opened with `openat(O_DIRECTORY|O_NOFOLLOW)`
+//! relative to its parent's descriptor, and files, symlinks and links are
+//! created relative to their directory's descriptor (`src/place.rs`), so a
+//! symlink planted anywhere under the destination, before or during the
+//! extraction, is an error, never followed. Existing files are never
+//! overwritten: each file is written to a temporary name
+//! (`O_CREAT|O_EXCL|O_NOFOLLOW`) and renamed into place with
+//! `renameat2(RENAME_NOREPLACE)` once it is complete and authenticated.
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use crate::crypto::index::{Kind, NodeId, ROOT};
 use crate::crypto::{self, Archive, Source};
@@ -158,32 +166,44 @@ pub fn extract<S: Source>(
         move |err| ExtractError::Write { path, err }
     };
     ensure_dir(dest)?;
+    // DEST is opened once; everything below it is made and opened relative
+    // to its parent's descriptor, never following a symlink (module doc).
+    let dest_fd = crate::place::open_dir(dest, false).map_err(|e| ExtractError::Dest {
+        path: dest.to_path_buf(),
+        why: match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                "not a directory (refusing to write through symlinks)".into()
+            }
+            _ => format!("cannot open it: {e}"),
+        },
+    })?;
+    let mut open = Dirs::new(tree, dest_fd);
     let mut out = Extracted::default();
     let mut where_: HashMap<NodeId, PathBuf> = HashMap::new();
-    let mut dirs: Vec<(PathBuf, u16, i64, u32)> = Vec::new();
+    let mut dirs: Vec<(NodeId, u16, i64, u32)> = Vec::new();
     let mut done_bytes = 0u64;
     let mut buf = vec![0u8; 4 << 20];
     where_.insert(ROOT, dest.to_path_buf());
+    let tmp_name = std::ffi::OsString::from(format!(".{}.hpcs-tmp", std::process::id()));
     for id in 1..n as NodeId {
         if !selected[id as usize] {
             continue;
         }
         let node = tree.node(id).expect("id < len");
+        let name = std::ffi::OsStr::from_bytes(tree.name(id));
         let parent = where_[&node.parent].clone();
-        let path = parent.join(std::ffi::OsStr::from_bytes(tree.name(id)));
+        let path = parent.join(name);
+        let pfd = open.get(node.parent).map_err(|e| not_a_dir(&parent, e))?;
         match &node.kind {
             Kind::Dir { .. } => {
-                match fs::symlink_metadata(&path) {
-                    Ok(md) if md.is_dir() && !md.file_type().is_symlink() => {}
-                    Ok(_) => return Err(ExtractError::NotADir(path)),
-                    Err(_) => fs::create_dir(&path).map_err(wr(&path))?,
-                }
-                dirs.push((path.clone(), node.mode, node.mtime, node.mtime_nsec));
+                let fd = crate::place::make_dir_at(&pfd, name).map_err(|e| not_a_dir(&path, e))?;
+                open.insert(id, fd);
+                dirs.push((id, node.mode, node.mtime, node.mtime_nsec));
                 where_.insert(id, path);
             }
             Kind::Symlink { .. } => {
                 let target = tree.symlink_target(id).unwrap_or_default();
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path).map_err(
+                crate::place::symlink_at(std::ffi::OsStr::from_bytes(target), &pfd, name).map_err(
                     |e| {
                         if e.kind() == io::ErrorKind::AlreadyExists {
                             ExtractError::Exists(path.clone())
@@ -195,31 +215,34 @@ pub fn extract<S: Source>(
                         }
                     },
                 )?;
-                set_times(&path, node.mtime, node.mtime_nsec, false);
+                set_times_at(&pfd, name, node.mtime, node.mtime_nsec);
             }
             Kind::File { .. } | Kind::External { .. } => {
                 let (inode, size) = match node.kind {
                     Kind::File { inode, size, .. } => (inode, size),
                     _ => (id, node.size()),
                 };
-                if fs::symlink_metadata(&path).is_ok() {
+                if crate::place::exists_at(&pfd, name) {
                     return Err(ExtractError::Exists(path));
                 }
-                if inode != id {
-                    if let Some(first) = where_.get(&inode) {
-                        fs::hard_link(first, &path).map_err(wr(&path))?;
-                        continue;
-                    }
+                if inode != id && where_.contains_key(&inode) {
+                    let first = tree.node(inode).expect("an earlier entry");
+                    let from = open
+                        .get(first.parent)
+                        .map_err(|e| not_a_dir(&where_[&first.parent], e))?;
+                    crate::place::hard_link_at(
+                        &from,
+                        std::ffi::OsStr::from_bytes(tree.name(inode)),
+                        &pfd,
+                        name,
+                    )
+                    .map_err(wr(&path))?;
+                    continue;
                 }
-                let tmp = parent.join(format!(".{}.hpcs-tmp", std::process::id()));
-                let _ = fs::remove_file(&tmp);
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&tmp)
-                    .map_err(wr(&tmp))?;
+                let tmp = parent.join(&tmp_name);
+                let _ = crate::place::remove_file_at(&pfd, &tmp_name);
+                let mut f =
+                    crate::place::create_file_at(&pfd, &tmp_name, 0o600).map_err(wr(&tmp))?;
                 let source = FileData {
                     archive,
                     externals,
@@ -232,19 +255,22 @@ pub fn extract<S: Source>(
                 });
                 if let Err(e) = r {
                     drop(f);
-                    let _ = fs::remove_file(&tmp);
+                    let _ = crate::place::remove_file_at(&pfd, &tmp_name);
                     return Err(
                         e.into_extract(id, tree.path(id), |err| ExtractError::Write { path, err })
                     );
                 }
-                f.set_permissions(fs::Permissions::from_mode(node.mode.into()))
-                    .map_err(wr(&tmp))?;
+                if let Err(e) = f.set_permissions(fs::Permissions::from_mode(node.mode.into())) {
+                    drop(f);
+                    let _ = crate::place::remove_file_at(&pfd, &tmp_name);
+                    return Err(wr(&tmp)(e));
+                }
+                set_fd_times(&f, node.mtime, node.mtime_nsec);
                 drop(f);
-                set_times(&tmp, node.mtime, node.mtime_nsec, true);
                 // Never replaces anything that appeared meanwhile: the name
                 // is taken atomically (renameat2 RENAME_NOREPLACE).
-                if let Err(e) = crate::place::rename_noreplace(&tmp, &path) {
-                    let _ = fs::remove_file(&tmp);
+                if let Err(e) = crate::place::rename_noreplace_at(&pfd, &tmp_name, name) {
+                    let _ = crate::place::remove_file_at(&pfd, &tmp_name);
                     return Err(if e.kind() == io::ErrorKind::AlreadyExists {
                         ExtractError::Exists(path)
                     } else {
@@ -258,11 +284,70 @@ pub fn extract<S: Source>(
         }
     }
     // Directory modes and times last, deepest first.
-    for (path, mode, s, ns) in dirs.into_iter().rev() {
-        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(mode.into()));
-        set_times(&path, s, ns, true);
+    for (id, mode, s, ns) in dirs.into_iter().rev() {
+        if let Ok(fd) = open.get(id).and_then(|fd| fd.try_clone()) {
+            let f = File::from(fd);
+            let _ = f.set_permissions(fs::Permissions::from_mode(mode.into()));
+            set_fd_times(&f, s, ns);
+        }
     }
     Ok(out)
+}
+
+/// Directories open during an extraction: DEST, and each directory made
+/// under it, opened relative to its parent without following a symlink
+/// (`place::make_dir_at`, `place::open_dir_at`). At most [`OPEN_DIRS`] stay
+/// open; one closed meanwhile is opened again from its parent the same way.
+struct Dirs<'t> {
+    tree: &'t crypto::Tree,
+    open: HashMap<NodeId, Rc<OwnedFd>>,
+}
+
+/// Directory descriptors an extraction keeps open at most.
+const OPEN_DIRS: usize = 256;
+
+impl<'t> Dirs<'t> {
+    fn new(tree: &'t crypto::Tree, dest: OwnedFd) -> Dirs<'t> {
+        let mut open = HashMap::new();
+        open.insert(ROOT, Rc::new(dest));
+        Dirs { tree, open }
+    }
+
+    fn insert(&mut self, id: NodeId, fd: OwnedFd) -> Rc<OwnedFd> {
+        if self.open.len() >= OPEN_DIRS {
+            self.open.retain(|&k, _| k == ROOT);
+        }
+        let fd = Rc::new(fd);
+        self.open.insert(id, Rc::clone(&fd));
+        fd
+    }
+
+    /// Directory `id` (already made by this extraction), open.
+    fn get(&mut self, id: NodeId) -> io::Result<Rc<OwnedFd>> {
+        if let Some(fd) = self.open.get(&id) {
+            return Ok(Rc::clone(fd));
+        }
+        let node = self
+            .tree
+            .node(id)
+            .ok_or_else(|| io::Error::other("no such entry"))?;
+        let parent = self.get(node.parent)?;
+        let fd =
+            crate::place::open_dir_at(&parent, std::ffi::OsStr::from_bytes(self.tree.name(id)))?;
+        Ok(self.insert(id, fd))
+    }
+}
+
+/// The error of making or opening directory `path` of the destination: a
+/// symlink or a non-directory there is [`ExtractError::NotADir`].
+fn not_a_dir(path: &Path, e: io::Error) -> ExtractError {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => ExtractError::NotADir(path.to_path_buf()),
+        _ => ExtractError::Write {
+            path: path.to_path_buf(),
+            err: e,
+        },
+    }
 }
 
 enum CopyError {
@@ -386,20 +471,39 @@ fn ensure_dir(dest: &Path) -> Result<(), ExtractError> {
     }
 }
 
-fn set_times(path: &Path, s: i64, ns: u32, follow: bool) {
+fn timespecs(s: i64, ns: u32) -> [libc::timespec; 2] {
     let t = libc::timespec {
         tv_sec: s as libc::time_t,
         tv_nsec: ns as libc::c_long,
     };
-    let times = [t, t];
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+    [t, t]
+}
+
+/// Sets the times of `name` in `dir` itself (a symlink is not followed).
+fn set_times_at(dir: &OwnedFd, name: &std::ffi::OsStr, s: i64, ns: u32) {
+    let times = timespecs(s, ns);
+    let Ok(c) = std::ffi::CString::new(name.as_bytes()) else {
         return;
     };
-    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-    // SAFETY: `c` is a valid NUL-terminated path and `times` two valid
-    // timespecs; utimensat reads both and keeps no pointer.
+    // SAFETY: a valid directory fd, `c` a valid NUL-terminated name and
+    // `times` two valid timespecs; utimensat reads them and keeps no pointer.
     unsafe {
-        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), flags);
+        libc::utimensat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        );
+    }
+}
+
+/// Sets the times of an open file or directory.
+fn set_fd_times(f: &File, s: i64, ns: u32) {
+    let times = timespecs(s, ns);
+    // SAFETY: a valid open descriptor and two valid timespecs; futimens
+    // reads them and keeps no pointer.
+    unsafe {
+        libc::futimens(f.as_raw_fd(), times.as_ptr());
     }
 }
 
@@ -415,5 +519,81 @@ mod tests {
         for bad in ["/etc", "../x", "a/../b", "a/.."] {
             assert!(check_request(bad).is_err(), "{bad}");
         }
+    }
+
+    /// An archive of `src` in `dir`, unlocked.
+    fn archive_of(src: &Path, dir: &Path) -> Archive<crypto::FileSource> {
+        use std::sync::atomic::AtomicBool;
+        let out = dir.join("a.hpcs");
+        let scan = crate::pack::scan(src, crypto::offsets::DEFAULT_CHUNK_SIZE).unwrap();
+        let key = crypto::DataKey::generate().unwrap();
+        crate::pack::write(
+            &scan,
+            &out,
+            false,
+            &crypto::WriteOptions::default(),
+            &key,
+            [9; 32],
+            vec![],
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        crypto::SealedArchive::open(crypto::FileSource::open(&out).unwrap())
+            .unwrap()
+            .unlock(&key)
+            .unwrap()
+    }
+
+    /// Symlinks planted under DEST while extract runs (from its progress
+    /// callback, between two files): a directory already made and swapped
+    /// for a symlink to outside is not followed (the walk holds its
+    /// descriptor), and one planted at a name still to come fails the
+    /// extraction as `NotADir`; nothing is written outside DEST.
+    #[test]
+    fn symlinks_planted_meanwhile_are_never_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(src.join("d1/e")).unwrap();
+        fs::create_dir_all(src.join("d2")).unwrap();
+        fs::write(src.join("a"), b"first").unwrap();
+        for f in ["d1/e/f3", "d1/f1", "d1/f2", "d2/g"] {
+            fs::write(src.join(f), f.as_bytes()).unwrap();
+        }
+        let archive = archive_of(&src, t.path());
+        let none = ExternalFiles::none();
+        let elsewhere = t.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+
+        // d1 made, then moved aside (inside DEST) and replaced by a symlink.
+        let dest = t.path().join("dest1");
+        let mut swapped = false;
+        let got = extract(&archive, &none, &dest, &[], &mut |_| {
+            if !swapped && dest.join("d1").is_dir() {
+                fs::rename(dest.join("d1"), dest.join("moved")).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, dest.join("d1")).unwrap();
+                swapped = true;
+            }
+        });
+        assert!(swapped);
+        let got = got.unwrap();
+        assert_eq!(got.files, 5);
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "followed");
+        for f in ["d1/e/f3", "d1/f1", "d1/f2"] {
+            let moved = dest.join("moved").join(&f[3..]);
+            assert_eq!(fs::read(&moved).unwrap(), f.as_bytes(), "{f}");
+        }
+
+        // d2 not made yet: a symlink planted at its name fails the walk.
+        let dest = t.path().join("dest2");
+        let mut planted = false;
+        let got = extract(&archive, &none, &dest, &[], &mut |_| {
+            if !planted {
+                std::os::unix::fs::symlink(&elsewhere, dest.join("d2")).unwrap();
+                planted = true;
+            }
+        });
+        assert!(matches!(got, Err(ExtractError::NotADir(_))), "{got:?}");
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "followed");
     }
 }

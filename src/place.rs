@@ -17,21 +17,30 @@ fn cpath(p: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))
 }
 
-/// Renames `from` to `to` atomically, failing with `AlreadyExists` if `to`
-/// exists (a file, a directory or a symlink, which is not followed). Uses
-/// `renameat2(RENAME_NOREPLACE)`; where the filesystem does not support it
-/// (EINVAL), a hard link (which also refuses an existing name) and the
-/// removal of `from`. Never checks and then renames.
-pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let (f, t) = (cpath(from)?, cpath(to)?);
-    // SAFETY: both are valid NUL-terminated paths for the duration of the
-    // call; renameat2 reads them and returns a status.
+fn cname(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
+}
+
+/// `renameat2(RENAME_NOREPLACE)` of `from` (relative to `from_at`) to `to`
+/// (relative to `to_at`); where the filesystem lacks it (EINVAL, ENOSYS), a
+/// hard link (which also refuses an existing name, and does not follow
+/// `from`) and the removal of `from`.
+fn rename_noreplace_raw(
+    from_at: libc::c_int,
+    from: &CString,
+    to_at: libc::c_int,
+    to: &CString,
+) -> io::Result<()> {
+    // SAFETY: both are valid NUL-terminated paths and the descriptors are
+    // open directories or AT_FDCWD for the duration of the call; renameat2
+    // reads them and returns a status.
     let r = unsafe {
         libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
+            from_at,
+            from.as_ptr(),
+            to_at,
+            to.as_ptr(),
             libc::RENAME_NOREPLACE,
         )
     };
@@ -41,36 +50,85 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     let e = io::Error::last_os_error();
     match e.raw_os_error() {
         Some(libc::EINVAL) | Some(libc::ENOSYS) => {
-            std::fs::hard_link(from, to)?;
-            std::fs::remove_file(from)
+            // SAFETY: as above; linkat with flags 0 does not follow `from`.
+            if unsafe { libc::linkat(from_at, from.as_ptr(), to_at, to.as_ptr(), 0) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: as above; unlinkat removes the name `from` only.
+            if unsafe { libc::unlinkat(from_at, from.as_ptr(), 0) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
         }
         _ => Err(e),
     }
 }
 
+/// Renames `from` to `to` atomically, failing with `AlreadyExists` if `to`
+/// exists (a file, a directory or a symlink, which is not followed). Uses
+/// `renameat2(RENAME_NOREPLACE)`; where the filesystem does not support it
+/// (EINVAL), a hard link (which also refuses an existing name) and the
+/// removal of `from`. Never checks and then renames.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    rename_noreplace_raw(libc::AT_FDCWD, &cpath(from)?, libc::AT_FDCWD, &cpath(to)?)
+}
+
+/// Takes a descriptor openat just returned (or -1 and errno).
+fn owned_fd(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by openat and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn open_dir_raw(at: libc::c_int, name: &CString, follow: bool) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY
+        | libc::O_DIRECTORY
+        | libc::O_CLOEXEC
+        | if follow { 0 } else { libc::O_NOFOLLOW };
+    // SAFETY: `name` is a valid NUL-terminated path and `at` an open
+    // directory or AT_FDCWD; openat returns a new descriptor we own, or -1.
+    owned_fd(unsafe { libc::openat(at, name.as_ptr(), flags) })
+}
+
+/// Opens the directory `path`; a symlink as its last component is followed
+/// only with `follow` (else ELOOP or ENOTDIR).
+pub fn open_dir(path: &Path, follow: bool) -> io::Result<OwnedFd> {
+    open_dir_raw(libc::AT_FDCWD, &cpath(path)?, follow)
+}
+
+/// Opens the directory `name` in the directory `dir` without following a
+/// symlink there (ELOOP or ENOTDIR).
+pub fn open_dir_at(dir: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    open_dir_raw(dir.as_raw_fd(), &cname(name)?, false)
+}
+
+/// Creates the directory `name` in `dir` (mode 0777 less the umask) unless
+/// a directory is there already, and opens it as [`open_dir_at`] does: a
+/// symlink or anything else at that name, before or meanwhile, is an error
+/// (ELOOP or ENOTDIR), never followed.
+pub fn make_dir_at(dir: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    let n = cname(name)?;
+    // SAFETY: a valid directory fd and NUL-terminated name.
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), n.as_ptr(), 0o777) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(e);
+        }
+    }
+    open_dir_raw(dir.as_raw_fd(), &n, false)
+}
+
 /// Opens directory `rel` under the directory `base`, creating missing
 /// components (mode 0777 less the umask), without following a symlink in any
 /// component of `rel`: each is made with `mkdirat` and opened with
-/// `openat(O_DIRECTORY|O_NOFOLLOW)` relative to the one before, so a symlink
-/// planted on the way, before or meanwhile, is an error (ELOOP or ENOTDIR),
-/// never a way out of `base`. `base` itself is opened as given. `rel` must be
-/// relative with normal components only.
+/// `openat(O_DIRECTORY|O_NOFOLLOW)` relative to the one before
+/// ([`make_dir_at`]), so a symlink planted on the way, before or meanwhile,
+/// is an error (ELOOP or ENOTDIR), never a way out of `base`. `base` itself
+/// is opened as given. `rel` must be relative with normal components only.
 pub fn open_dir_under(base: &Path, rel: &Path) -> io::Result<OwnedFd> {
-    let open = |at: libc::c_int, name: &CString, follow: bool| -> io::Result<OwnedFd> {
-        let flags = libc::O_RDONLY
-            | libc::O_DIRECTORY
-            | libc::O_CLOEXEC
-            | if follow { 0 } else { libc::O_NOFOLLOW };
-        // SAFETY: `name` is a valid NUL-terminated path; openat returns a
-        // new descriptor we own, or -1.
-        let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just returned by openat and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    };
-    let mut dir = open(libc::AT_FDCWD, &cpath(base)?, true)?;
+    let mut dir = open_dir(base, true)?;
     for c in rel.components() {
         let std::path::Component::Normal(name) = c else {
             return Err(io::Error::new(
@@ -78,16 +136,7 @@ pub fn open_dir_under(base: &Path, rel: &Path) -> io::Result<OwnedFd> {
                 "not a plain relative path",
             ));
         };
-        let name = CString::new(name.as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))?;
-        // SAFETY: a valid directory fd and NUL-terminated name.
-        if unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o777) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(e);
-            }
-        }
-        dir = open(dir.as_raw_fd(), &name, false)?;
+        dir = make_dir_at(&dir, name)?;
     }
     Ok(dir)
 }
@@ -95,35 +144,97 @@ pub fn open_dir_under(base: &Path, rel: &Path) -> io::Result<OwnedFd> {
 /// [`rename_noreplace`] of `from` to `name` in the directory `dir` (from
 /// [`open_dir_under`]).
 pub fn rename_noreplace_into(from: &Path, dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
-    let f = cpath(from)?;
-    let n = CString::new(name.as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))?;
-    // SAFETY: valid NUL-terminated paths and an open directory fd.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
+    rename_noreplace_raw(
+        libc::AT_FDCWD,
+        &cpath(from)?,
+        dir.as_raw_fd(),
+        &cname(name)?,
+    )
+}
+
+/// [`rename_noreplace`] of `from` to `to`, both names in the directory `dir`.
+pub fn rename_noreplace_at(dir: &OwnedFd, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let fd = dir.as_raw_fd();
+    rename_noreplace_raw(fd, &cname(from)?, fd, &cname(to)?)
+}
+
+/// Creates the regular file `name` in `dir` for writing, with `mode` (less
+/// the umask): `O_CREAT|O_EXCL|O_NOFOLLOW`, so an existing name, a symlink
+/// included, is an error (`AlreadyExists`), never followed or truncated.
+pub fn create_file_at(dir: &OwnedFd, name: &OsStr, mode: u32) -> io::Result<File> {
+    let n = cname(name)?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a valid directory fd and NUL-terminated name; openat returns a
+    // new descriptor we own, or -1.
+    let fd = owned_fd(unsafe { libc::openat(dir.as_raw_fd(), n.as_ptr(), flags, mode) })?;
+    Ok(File::from(fd))
+}
+
+/// Removes the name `name` (not a directory) from `dir`; a symlink is
+/// removed, not followed.
+pub fn remove_file_at(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    let n = cname(name)?;
+    // SAFETY: a valid directory fd and NUL-terminated name.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), n.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// True when something (a symlink included, not followed) has the name
+/// `name` in `dir`.
+pub fn exists_at(dir: &OwnedFd, name: &OsStr) -> bool {
+    let Ok(n) = cname(name) else {
+        return false;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: a valid directory fd and NUL-terminated name; fstatat writes
+    // one stat into `st` and keeps no pointer.
+    unsafe {
+        libc::fstatat(
             dir.as_raw_fd(),
             n.as_ptr(),
-            libc::RENAME_NOREPLACE,
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+    }
+}
+
+/// Creates the symlink `name` in `dir` pointing at `target`
+/// (`AlreadyExists` if the name is taken).
+pub fn symlink_at(target: &OsStr, dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    let (t, n) = (cname(target)?, cname(name)?);
+    // SAFETY: valid NUL-terminated strings and a valid directory fd.
+    if unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Hard-links `from` in `from_dir` as `to` in `to_dir`, not following
+/// `from` if it is a symlink (`AlreadyExists` if `to` is taken).
+pub fn hard_link_at(
+    from_dir: &OwnedFd,
+    from: &OsStr,
+    to_dir: &OwnedFd,
+    to: &OsStr,
+) -> io::Result<()> {
+    let (f, t) = (cname(from)?, cname(to)?);
+    // SAFETY: valid directory fds and NUL-terminated names; flags 0 does
+    // not follow `from`.
+    if unsafe {
+        libc::linkat(
+            from_dir.as_raw_fd(),
+            f.as_ptr(),
+            to_dir.as_raw_fd(),
+            t.as_ptr(),
+            0,
         )
-    };
-    if r == 0 {
-        return Ok(());
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
     }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
-            // SAFETY: as above; linkat does not follow `from` (flags 0).
-            if unsafe { libc::linkat(libc::AT_FDCWD, f.as_ptr(), dir.as_raw_fd(), n.as_ptr(), 0) }
-                != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            std::fs::remove_file(from)
-        }
-        _ => Err(e),
-    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` as a new regular file (mode 0644) without

@@ -46,7 +46,7 @@ pub fn golden_keys() -> &'static [[u8; 32]] {
 /// Loads the golden identity from a private copy of
 /// tests/vectors/identity.txt (`load_identities` refuses a file others can
 /// read, as the committed one is).
-fn load_golden_identities() -> hpcs::keys::Identities {
+pub(crate) fn load_golden_identities() -> hpcs::keys::Identities {
     use std::os::unix::fs::PermissionsExt;
     let text = std::fs::read(std::path::Path::new(VECTORS).join("identity.txt"))
         .expect("tests/vectors/identity.txt reads");
@@ -76,6 +76,11 @@ pub fn golden_result_keys() -> &'static hpcs::results::ResultKeys {
         }));
     }
     KEYS.with(|k| *k)
+}
+
+/// Lower-case hex of `b`.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The golden identity's public key (tests/vectors/identity.txt's comment).

@@ -2,6 +2,8 @@
 //! `run(&[u8])`. The libFuzzer bins (fuzz_targets/) and the smoke test
 //! (tests/smoke.rs) call these; the module docs say how the input is read.
 
+pub mod c4gh_external;
+pub mod c4gh_results;
 pub mod crypt4gh;
 pub mod differential;
 pub mod header_unlock;
@@ -27,4 +29,6 @@ pub const ALL: &[Target] = &[
     ("vault_json", vault_json::run),
     ("pin", pin::run),
     ("scratch_block", scratch_block::run),
+    ("c4gh_results", c4gh_results::run),
+    ("c4gh_external", c4gh_external::run),
 ];

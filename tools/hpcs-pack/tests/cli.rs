@@ -561,6 +561,31 @@ fn extract_never_writes_through_a_symlink() {
     let o = pack_cmd(&["extract", s(&a), "-i", s(&id), "-o", s(&out2)]);
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    // A symlink deeper down, at a directory name the archive holds inside a
+    // real directory of DEST: refused (exit 5), nothing written outside.
+    let out3 = d.path().join("out3");
+    std::fs::create_dir_all(out3.join("sub")).unwrap();
+    let elsewhere3 = d.path().join("elsewhere3");
+    std::fs::create_dir_all(&elsewhere3).unwrap();
+    std::os::unix::fs::symlink(&elsewhere3, out3.join("sub/deeper")).unwrap();
+    let o = pack_cmd(&["extract", s(&a), "-i", s(&id), "-o", s(&out3)]);
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("symlink"), "{err}");
+    assert!(
+        !err.contains("deeper"),
+        "names a path without --log-names: {err}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere3).unwrap().count(), 0);
+    assert!(std::fs::symlink_metadata(out3.join("sub/deeper"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]

@@ -136,4 +136,26 @@ fn rekey_of_an_age_and_vault_archive_keeps_both() {
         std::fs::read(dest.join("sub/big.bin")).unwrap(),
         vec![7u8; 200_000]
     );
+
+    // Rekeyed to another file (-o): that one becomes the current version,
+    // and the message says the original is not any more.
+    let v3 = site.path("genome-v3.hpcs");
+    let o = site
+        .pack_user("alice", &["rekey"])
+        .arg("-i")
+        .arg(&id_file)
+        .arg(&archive)
+        .arg("-o")
+        .arg(&v3)
+        .output()
+        .unwrap();
+    assert_ok(&o, "rekey -o");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is no longer the current version"), "{err}");
+    assert!(
+        release(&site, &agent, &v3).is_ok(),
+        "the -o output is current"
+    );
+    let (code, msg) = code_of(release(&site, &agent, &archive));
+    assert_eq!(code, exit::ROLLBACK, "{msg}");
 }

@@ -221,6 +221,14 @@ pub fn rekey(args: cli::RekeyArgs) -> Result<(), Fail> {
         );
         if let Some(st) = &status {
             crate::vault_cmd::RekeyVault::print(st);
+            if out != a.archive {
+                eprintln!(
+                    "{} is no longer the current version of {}: jobs refuse it (exit {})",
+                    a.archive.display(),
+                    st.dataset,
+                    exit::ROLLBACK
+                );
+            }
         }
     }
     Ok(())

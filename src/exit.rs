@@ -358,7 +358,10 @@ pub fn for_extract(e: &ExtractError) -> u8 {
     match e {
         ExtractError::UnsafePath(_) | ExtractError::NotFound(_) => BAD_PATH,
         ExtractError::Exists(_) => OUTPUT_EXISTS,
-        ExtractError::NotADir(_) | ExtractError::Write { .. } | ExtractError::Dest { .. } => OUTPUT,
+        ExtractError::NotADir(_)
+        | ExtractError::UnsafeDir { .. }
+        | ExtractError::Write { .. }
+        | ExtractError::Dest { .. } => OUTPUT,
         ExtractError::Archive(e) | ExtractError::Entry { err: e, .. } => for_format(e),
         ExtractError::Reference(e) => for_reference(e),
     }

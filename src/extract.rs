@@ -18,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
@@ -41,6 +41,15 @@ pub enum ExtractError {
     /// A destination directory component is a symlink or not a directory.
     #[error("{} is not a directory (refusing to write through symlinks)", Hidden(.0))]
     NotADir(PathBuf),
+    /// A directory that already exists under the destination belongs to
+    /// another user or is world-writable ([`crate::place::unsafe_dir`]).
+    #[error("{} {why}: others could read, move or replace what is extracted there; extract into a directory only you (and your group) can write", Hidden(.path))]
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        why: &'static str,
+    },
     /// Writing failed.
     #[error("cannot write {}: {err}", Hidden(path))]
     Write {
@@ -177,6 +186,17 @@ pub fn extract<S: Source>(
             _ => format!("cannot open it: {e}"),
         },
     })?;
+    let dest_why = |why: String| ExtractError::Dest {
+        path: dest.to_path_buf(),
+        why,
+    };
+    match crate::place::unsafe_dir(&dest_fd) {
+        Ok(None) => {}
+        Ok(Some(why)) => return Err(dest_why(format!(
+            "{why}: others could read, move or replace what is extracted there; extract into a directory only you (and your group) can write"
+        ))),
+        Err(e) => return Err(dest_why(format!("cannot check it: {e}"))),
+    }
     let mut open = Dirs::new(tree, dest_fd);
     let mut out = Extracted::default();
     let mut where_: HashMap<NodeId, PathBuf> = HashMap::new();
@@ -197,6 +217,12 @@ pub fn extract<S: Source>(
         match &node.kind {
             Kind::Dir { .. } => {
                 let fd = crate::place::make_dir_at(&pfd, name).map_err(|e| not_a_dir(&path, e))?;
+                // One that was there already must be as private as DEST.
+                match crate::place::unsafe_dir(&fd) {
+                    Ok(None) => {}
+                    Ok(Some(why)) => return Err(ExtractError::UnsafeDir { path, why }),
+                    Err(err) => return Err(ExtractError::Write { path, err }),
+                }
                 open.insert(id, fd);
                 dirs.push((id, node.mode, node.mtime, node.mtime_nsec));
                 where_.insert(id, path);
@@ -464,10 +490,15 @@ fn ensure_dir(dest: &Path) -> Result<(), ExtractError> {
             path: dest.to_path_buf(),
             why: "not a directory (refusing to write through symlinks)".into(),
         }),
-        Err(_) => fs::create_dir_all(dest).map_err(|err| ExtractError::Dest {
-            path: dest.to_path_buf(),
-            why: format!("cannot create it: {err}"),
-        }),
+        // Private until the user says otherwise: plaintext goes in.
+        Err(_) => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dest)
+            .map_err(|err| ExtractError::Dest {
+                path: dest.to_path_buf(),
+                why: format!("cannot create it: {err}"),
+            }),
     }
 }
 

@@ -458,6 +458,7 @@ pub fn write_file<F: Filler>(
 pub struct TempOut {
     path: PathBuf,
     file: Option<File>,
+    synced: bool,
 }
 
 impl TempOut {
@@ -486,6 +487,7 @@ impl TempOut {
         Ok(TempOut {
             path: tmp,
             file: Some(file),
+            synced: false,
         })
     }
 
@@ -499,11 +501,41 @@ impl TempOut {
         &self.path
     }
 
+    /// Makes the temp file durable (fsync) now, so that a later
+    /// [`commit`](Self::commit) is only the rename.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if !self.synced {
+            self.file().sync_all()?;
+            self.synced = true;
+        }
+        Ok(())
+    }
+
+    /// Keeps the temp file where it is (it is not removed) and returns its
+    /// path: for a caller that cannot place it but must not lose it.
+    pub fn keep(mut self) -> PathBuf {
+        std::mem::take(&mut self.path)
+    }
+
     /// Syncs and renames onto `out` (refusing to replace it unless `replace`).
-    pub fn commit(mut self, out: &Path, replace: bool) -> io::Result<()> {
-        let f = self.file.take().expect("commit once");
-        f.sync_all()?;
-        drop(f);
+    pub fn commit(self, out: &Path, replace: bool) -> io::Result<()> {
+        self.rename(out, replace).map_err(|(_, e)| e)
+    }
+
+    /// [`commit`](Self::commit) that hands the temp file back when it
+    /// fails, still removed on drop unless [`keep`](Self::keep) is called.
+    pub fn rename(mut self, out: &Path, replace: bool) -> Result<(), (TempOut, io::Error)> {
+        if let Err(e) = self.sync() {
+            return Err((self, e));
+        }
+        match self.place(out, replace) {
+            Ok(()) => Ok(()),
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    fn place(&mut self, out: &Path, replace: bool) -> io::Result<()> {
+        drop(self.file.take());
         if replace {
             fs::rename(&self.path, out)?;
         } else {

@@ -104,14 +104,15 @@ pub fn open_dir_at(dir: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
     open_dir_raw(dir.as_raw_fd(), &cname(name)?, false)
 }
 
-/// Creates the directory `name` in `dir` (mode 0777 less the umask) unless
-/// a directory is there already, and opens it as [`open_dir_at`] does: a
+/// Creates the directory `name` in `dir` (mode 0700: plaintext goes in, and
+/// the caller sets the final mode once the content is complete) unless a
+/// directory is there already, and opens it as [`open_dir_at`] does: a
 /// symlink or anything else at that name, before or meanwhile, is an error
 /// (ELOOP or ENOTDIR), never followed.
 pub fn make_dir_at(dir: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
     let n = cname(name)?;
     // SAFETY: a valid directory fd and NUL-terminated name.
-    if unsafe { libc::mkdirat(dir.as_raw_fd(), n.as_ptr(), 0o777) } != 0 {
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), n.as_ptr(), 0o700) } != 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EEXIST) {
             return Err(e);
@@ -121,14 +122,15 @@ pub fn make_dir_at(dir: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
 }
 
 /// Opens directory `rel` under the directory `base`, creating missing
-/// components (mode 0777 less the umask), without following a symlink in any
+/// components (mode 0700) and refusing ones others can write
+/// ([`unsafe_dir`]), without following a symlink in any
 /// component of `rel`: each is made with `mkdirat` and opened with
 /// `openat(O_DIRECTORY|O_NOFOLLOW)` relative to the one before
 /// ([`make_dir_at`]), so a symlink planted on the way, before or meanwhile,
 /// is an error (ELOOP or ENOTDIR), never a way out of `base`. `base` itself
 /// is opened as given. `rel` must be relative with normal components only.
 pub fn open_dir_under(base: &Path, rel: &Path) -> io::Result<OwnedFd> {
-    let mut dir = open_dir(base, true)?;
+    let mut dir = private(open_dir(base, true)?)?;
     for c in rel.components() {
         let std::path::Component::Normal(name) = c else {
             return Err(io::Error::new(
@@ -136,9 +138,21 @@ pub fn open_dir_under(base: &Path, rel: &Path) -> io::Result<OwnedFd> {
                 "not a plain relative path",
             ));
         };
-        dir = make_dir_at(&dir, name)?;
+        dir = private(make_dir_at(&dir, name)?)?;
     }
     Ok(dir)
+}
+
+/// `dir`, unless [`unsafe_dir`] says plaintext must not go there
+/// (`PermissionDenied`, saying why without naming it).
+fn private(dir: OwnedFd) -> io::Result<OwnedFd> {
+    match unsafe_dir(&dir)? {
+        None => Ok(dir),
+        Some(why) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("a directory on the way {why}: others could read, move or replace what is written there; use a directory only you (and your group) can write"),
+        )),
+    }
 }
 
 /// [`rename_noreplace`] of `from` to `name` in the directory `dir` (from
@@ -235,6 +249,24 @@ pub fn hard_link_at(
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Why plaintext must not be written into the directory open at `dir`, if
+/// it must not: it belongs to another user (root's are allowed) or anybody
+/// may write to it (world-writable, sticky or not), so another user could
+/// read, move or replace what is written there. Group-writable directories
+/// (a project's shared space) are allowed.
+pub fn unsafe_dir(dir: &OwnedFd) -> io::Result<Option<&'static str>> {
+    let md = File::from(dir.try_clone()?).metadata()?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    Ok(if md.uid() != me && md.uid() != 0 {
+        Some("belongs to another user")
+    } else if md.mode() & 0o002 != 0 {
+        Some("is writable by every user")
+    } else {
+        None
+    })
 }
 
 /// Writes `bytes` to `path` as a new regular file (mode 0644) without

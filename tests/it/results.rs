@@ -3,6 +3,7 @@
 
 #![cfg(feature = "fuse")]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -326,6 +327,21 @@ fn results_are_encrypted_on_write_and_decrypt_on_the_secure_side() {
     );
     assert!(text(&o).contains("never followed"), "{}", text(&o));
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    // A directory on the way that every user can write (DEST/sub, 1777):
+    // refused, nothing written into it, its name not given.
+    let open = j.dir.path().join("open-dir");
+    std::fs::create_dir_all(open.join("sub")).unwrap();
+    std::fs::set_permissions(open.join("sub"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let o = j.results_cmd("decrypt", &[&open]);
+    assert_eq!(
+        o.status.code(),
+        Some(hpcs::exit::OUTPUT as i32),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("writable by every user"), "{}", text(&o));
+    assert!(!text(&o).contains("sub"), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(open.join("sub")).unwrap().count(), 0);
 }
 
 #[test]

@@ -152,7 +152,7 @@ pub fn rekey(args: cli::RekeyArgs) -> Result<(), Fail> {
     if !replace && std::fs::symlink_metadata(&out).is_ok() {
         return Err(hpcs::pack::PackError::OutputExists(out).into());
     }
-    let tmp = hpcs::pack::TempOut::create(&out).map_err(out_fail)?;
+    let mut tmp = hpcs::pack::TempOut::create(&out).map_err(out_fail)?;
     let batch_plain = (BATCH as usize) * (h.chunk_size as usize);
     let mut plain = Plain {
         archive: &archive,
@@ -194,17 +194,18 @@ pub fn rekey(args: cli::RekeyArgs) -> Result<(), Fail> {
     })?;
     drop(plain);
     drop(index);
-    // The result must open under the new key before it replaces anything.
+    // The result is durable and opens under the new key before it replaces
+    // anything (in Vault, too: the record is replaced only after this).
+    tmp.sync().map_err(out_fail)?;
     SealedArchive::open(FileSource::open(tmp.path()).map_err(out_fail)?)
         .and_then(|s| s.unlock(&new_key))
         .map_err(|e| archive_fail(&out, &e))?;
-    let place = || tmp.commit(&out, replace).map_err(out_fail);
     let status = match vault {
         None => {
-            place()?;
+            tmp.commit(&out, replace).map_err(out_fail)?;
             None
         }
-        Some(v) => Some(v.commit(&new_key, &new_id, place)?),
+        Some(v) => Some(v.commit(&new_key, &new_id, tmp, &out, replace)?),
     };
     if !a.quiet {
         eprintln!(

@@ -17,6 +17,7 @@ use hpcs::keys::vault::{
     self, Current, Dataset, JwtTrust, Registrar, SetupOptions, Status, UserLogin, VaultError,
     VaultRef,
 };
+use hpcs::pack::TempOut;
 use hpcs::util::hex;
 
 use super::cli_vault::{AllowArgs, PackVaultArgs, RegisterArgs, RevokeArgs, SetupArgs, VaultArgs};
@@ -344,45 +345,85 @@ impl RekeyVault {
     }
 
     /// Replaces the dataset's record with `key` and `archive_id` for the
-    /// same SPIFFE IDs, then `place`s the rekeyed archive. If placing fails,
-    /// the old record is put back, so the old archive keeps working.
+    /// same SPIFFE IDs, then renames `tmp` (synced and checked by the
+    /// caller) onto `out`. The record is read again first: if it changed
+    /// while the archive was re-encrypted (`allow`, `revoke`, `pack --vault
+    /// --replace` meanwhile), nothing is replaced. If the rename fails, the
+    /// old record is put back (unless the record changed meanwhile again),
+    /// so the old archive keeps working; if that fails too, the rekeyed
+    /// archive is kept at its temporary name, which the message gives.
     pub fn commit(
         self,
         key: &DataKey,
         archive_id: &[u8; 32],
-        place: impl FnOnce() -> Result<(), Fail>,
+        tmp: TempOut,
+        out: &Path,
+        replace: bool,
     ) -> Result<Status, Fail> {
+        let ds = &self.ds;
         let allowed = &self.current.allowed;
-        // A record written halfway (some key copies new, the owner's record
-        // old) is put back whole, like one whose archive could not be placed.
-        let put_back = |mut f: Fail, what: &str| -> Fail {
-            let back = self.reg.register(
-                &self.ds,
-                &self.current.key,
-                &self.current.archive_id,
-                allowed,
-                true,
-            );
-            f.msg.push_str(&match back {
-                Ok(_) => format!(
-                    "; {what}, and the Vault record of {} is as it was (the old archive still opens)",
-                    self.ds
-                ),
-                Err(e) => format!(
-                    "; {what}, and putting back the old Vault record of {} failed too ({e}): jobs cannot open the old archive until rekey is run again",
-                    self.ds
-                ),
-            });
+        // KV v1 has no check-and-set: this narrows the window to the time
+        // between this read and the write below (docs/vault.md "Rekey").
+        let now = self.reg.current(ds).map_err(|e| {
+            let mut f: Fail = e.into();
+            f.msg.push_str("; it changed while the archive was re-encrypted: nothing was replaced, run rekey again");
             f
-        };
-        let st = match self.reg.register(&self.ds, key, archive_id, allowed, true) {
-            Ok(st) => st,
-            Err(e) => return Err(put_back(e.into(), "the archive was not replaced")),
-        };
-        if let Err(f) = place() {
-            return Err(put_back(f, "the rekeyed archive was not placed"));
+        })?;
+        if now.archive_id != self.current.archive_id || now.allowed != *allowed {
+            return Err(Fail::new(
+                exit::ROLLBACK,
+                format!(
+                    "the Vault record of {ds} changed while the archive was re-encrypted (allow, revoke or pack --replace meanwhile?): nothing was replaced; run rekey again"
+                ),
+            ));
         }
-        Ok(st)
+        if let Err(e) = self.reg.register(ds, key, archive_id, allowed, true) {
+            let f: Fail = e.into();
+            return Err(self.put_back(f, archive_id, "the archive was not replaced", tmp));
+        }
+        match tmp.rename(out, replace) {
+            Ok(()) => Ok(self.reg.status(ds)?),
+            Err((tmp, e)) => {
+                let f = Fail::new(exit::OUTPUT, format!("cannot write {}: {e}", out.display()));
+                Err(self.put_back(f, archive_id, "the rekeyed archive was not placed", tmp))
+            }
+        }
+    }
+
+    /// After a failed rekey: the old key and archive id back in the record
+    /// (a record written halfway, some key copies new and the owner's record
+    /// old, is put back whole), unless someone changed it since we wrote it.
+    fn put_back(&self, mut f: Fail, new_id: &[u8; 32], what: &str, tmp: TempOut) -> Fail {
+        let ds = &self.ds;
+        let c = &self.current;
+        let ours = match self.reg.current(ds) {
+            Ok(now) => now.archive_id == *new_id || now.archive_id == c.archive_id,
+            // revoked meanwhile: leave it so
+            Err(VaultError::Revoked { .. }) => false,
+            Err(_) => true,
+        };
+        if !ours {
+            f.msg.push_str(&format!(
+                "; {what}, and the Vault record of {ds} was changed by someone else meanwhile: left as it is"
+            ));
+            return f;
+        }
+        match self
+            .reg
+            .register(ds, &c.key, &c.archive_id, &c.allowed, true)
+        {
+            Ok(_) => f.msg.push_str(&format!(
+                "; {what}, and the Vault record of {ds} is as it was (the old archive still opens)"
+            )),
+            Err(e) => {
+                let kept = tmp.keep();
+                f.msg.push_str(&format!(
+                    "; {what}, and putting back the old Vault record of {ds} failed too ({e}): the record may now hold the new key, which opens only the rekeyed archive kept at {} (rename it over the old archive; `hpcs-pack inspect` shows its pin)",
+                    kept.display()
+                ));
+            }
+        }
+        f
     }
 
     /// Prints the dataset's state after commit.

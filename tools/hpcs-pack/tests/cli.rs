@@ -588,6 +588,103 @@ fn extract_never_writes_through_a_symlink() {
         .is_symlink());
 }
 
+/// Existing directories others can write (or, as root, another user's) are
+/// refused as destinations of plaintext, and the directories extract makes
+/// stay private (0700) until their content is complete: an extraction that
+/// fails halfway leaves nothing readable by others.
+#[test]
+fn extract_keeps_plaintext_out_of_directories_others_can_reach() {
+    let d = tmp();
+    let src = sample_tree(d.path());
+    let (id, r) = age_keygen(d.path(), "id.txt");
+    let a = d.path().join("a.hpcs");
+    ok(&pack_cmd(&["pack", s(&src), "-o", s(&a), "-r", &r, "-q"]));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+
+    // DEST writable by every user.
+    let open = d.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = pack_cmd(&["extract", s(&a), "-i", s(&id), "-o", s(&open)]);
+    fails_with(&o, 5, "writable by every user");
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+
+    // A directory of the tree already there, writable by every user: refused
+    // without naming it.
+    let out = d.path().join("out");
+    std::fs::create_dir_all(out.join("sub")).unwrap();
+    std::fs::set_permissions(out.join("sub"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let o = pack_cmd(&["extract", s(&a), "-i", s(&id), "-o", s(&out)]);
+    fails_with(&o, 5, "writable by every user");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("sub"),
+        "names a path without --log-names: {err}"
+    );
+    assert_eq!(std::fs::read_dir(out.join("sub")).unwrap().count(), 0);
+
+    // Another user's directory (needs root to make one).
+    if is_root() {
+        let theirs = d.path().join("theirs");
+        std::fs::create_dir_all(theirs.join("sub")).unwrap();
+        std::os::unix::fs::chown(theirs.join("sub"), Some(65534), Some(65534)).unwrap();
+        let o = pack_cmd(&["extract", s(&a), "-i", s(&id), "-o", s(&theirs)]);
+        fails_with(&o, 5, "belongs to another user");
+    }
+
+    // A chunk of d/big.bin changed on storage: extract fails halfway, and
+    // d/ (made before the failure) is still 0700 with nothing in it.
+    let src2 = d.path().join("src2");
+    std::fs::create_dir_all(src2.join("d")).unwrap();
+    std::fs::write(src2.join("d/big.bin"), vec![7u8; 200_000]).unwrap();
+    std::fs::set_permissions(src2.join("d"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let a2 = d.path().join("a2.hpcs");
+    ok(&pack_cmd(&["pack", s(&src2), "-o", s(&a2), "-r", &r, "-q"]));
+    let header_len = hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(&a2).unwrap())
+        .unwrap()
+        .header()
+        .header_len as u64;
+    let mut bytes = std::fs::read(&a2).unwrap();
+    let off = (header_len + (65536 + 16) + 100) as usize; // chunk 1 of 4
+    bytes[off] ^= 1;
+    let bad = d.path().join("bad.hpcs");
+    std::fs::write(&bad, &bytes).unwrap();
+    let half = d.path().join("half");
+    let o = pack_cmd(&["extract", s(&bad), "-i", s(&id), "-o", s(&half)]);
+    assert_eq!(
+        o.status.code(),
+        Some(15),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(mode(&half), 0o700, "DEST made by extract");
+    assert_eq!(
+        mode(&half.join("d")),
+        0o700,
+        "a directory left by a failed extract"
+    );
+    assert_eq!(std::fs::read_dir(half.join("d")).unwrap().count(), 0);
+    let good2 = d.path().join("good2");
+    ok(&pack_cmd(&[
+        "extract",
+        s(&a2),
+        "-i",
+        s(&id),
+        "-o",
+        s(&good2),
+    ]));
+    assert_eq!(
+        mode(&good2.join("d")),
+        0o755,
+        "the archive's mode, once complete"
+    );
+
+    // On success the archive's modes are set at the end.
+    let good = d.path().join("good");
+    ok(&pack_cmd(&["extract", s(&a), "-i", s(&id), "-o", s(&good)]));
+    assert_eq!(mode(&good.join("sub")), mode(&src.join("sub")));
+}
+
 #[test]
 fn interrupted_pack_leaves_nothing() {
     let d = tmp();

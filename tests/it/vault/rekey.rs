@@ -159,3 +159,88 @@ fn rekey_of_an_age_and_vault_archive_keeps_both() {
     let (code, msg) = code_of(release(&site, &agent, &archive));
     assert_eq!(code, exit::ROLLBACK, "{msg}");
 }
+
+/// KV v1 has no check-and-set: a change of the dataset while its archive is
+/// re-encrypted (here an identity removed with `allow --remove`, as an
+/// owner does when an identity leaks) must not be undone by the rekey's
+/// write. The rekey is paused (SIGSTOP) once its temporary file exists, the
+/// identity is removed, and the rekey then replaces nothing (46).
+#[test]
+fn a_dataset_changed_during_rekey_is_not_overwritten() {
+    let Some(site) = Site::new("rekey_race") else {
+        return;
+    };
+    let src = site.path("big-src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("big.bin"), vec![3u8; 48 << 20]).unwrap();
+    let archive = site.path("genome.hpcs");
+    let mut c = site.pack_user("alice", &["pack"]);
+    c.arg(&src).arg("-o").arg(&archive);
+    c.args([
+        "--vault",
+        "--dataset",
+        "genome",
+        "-q",
+        "--allow",
+        JOB_A,
+        "--allow",
+        JOB_B,
+    ]);
+    assert_ok(&c.output().unwrap(), "pack --vault");
+    let before = std::fs::read(&archive).unwrap();
+
+    let mut rekey = site
+        .pack_user("alice", &["rekey"])
+        .arg(&archive)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rekey.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let temp_exists = || {
+        std::fs::read_dir(site.dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".genome.hpcs.tmp-")
+        })
+    };
+    while !temp_exists() {
+        assert!(
+            rekey.try_wait().unwrap().is_none(),
+            "rekey ended before its temporary file was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no temporary file");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: pid is our running child's; SIGSTOP/SIGCONT only pause it.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let o = site
+        .pack_user("alice", &["allow", "genome", "--remove", JOB_B])
+        .output()
+        .unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_ok(&o, "allow --remove during the rekey");
+    let o = rekey.wait_with_output().unwrap();
+    let msg = assert_code(&o, exit::ROLLBACK, "rekey of a dataset changed meanwhile");
+    assert!(
+        msg.contains("changed while the archive was re-encrypted"),
+        "{msg}"
+    );
+
+    // Nothing was undone or replaced: the removed identity stays removed,
+    // the archive and its key are as before, no temporary file is left.
+    let agent_b = site.agent("job-b", JOB_B);
+    let (code, msg) = code_of(release(&site, &agent_b, &archive));
+    assert_eq!(code, exit::KEY_REVOKED, "{msg}");
+    let agent_a = site.agent("job-a", JOB_A);
+    let (key, _) = release(&site, &agent_a, &archive).expect("the archive is still current");
+    assert_eq!(read_with(&archive, &key, "big.bin").len(), 48 << 20);
+    assert!(
+        std::fs::read(&archive).unwrap() == before,
+        "archive replaced"
+    );
+    assert!(!temp_exists(), "temporary file left behind");
+}

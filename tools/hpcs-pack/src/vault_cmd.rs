@@ -366,7 +366,7 @@ impl RekeyVault {
         // between this read and the write below (docs/vault.md "Rekey").
         let now = self.reg.current(ds).map_err(|e| {
             let mut f: Fail = e.into();
-            f.msg.push_str("; it changed while the archive was re-encrypted: nothing was replaced, run rekey again");
+            f.msg.push_str("; found when about to replace the record, after re-encrypting: nothing was replaced");
             f
         })?;
         if now.archive_id != self.current.archive_id || now.allowed != *allowed {

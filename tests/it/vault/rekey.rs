@@ -244,3 +244,71 @@ fn a_dataset_changed_during_rekey_is_not_overwritten() {
     );
     assert!(!temp_exists(), "temporary file left behind");
 }
+
+/// The rename that places the rekeyed archive fails (here: `-o OUT` taken
+/// by someone else while the rekey ran, which is never replaced): the
+/// Vault record is put back to the old key and archive id, so the old
+/// archive still opens for its jobs, and no temporary file is left.
+#[test]
+fn a_failed_placement_puts_the_old_record_back() {
+    let Some(site) = Site::new("rekey_put_back") else {
+        return;
+    };
+    let src = site.path("big-src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("big.bin"), vec![5u8; 48 << 20]).unwrap();
+    let archive = site.path("genome.hpcs");
+    let mut c = site.pack_user("alice", &["pack"]);
+    c.arg(&src).arg("-o").arg(&archive);
+    c.args(["--vault", "--dataset", "genome", "-q", "--allow", JOB_A]);
+    assert_ok(&c.output().unwrap(), "pack --vault");
+    let old_hex = site.genome_key_hex();
+    let out = site.path("genome-v2.hpcs");
+
+    let mut rekey = site
+        .pack_user("alice", &["rekey"])
+        .arg(&archive)
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rekey.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let temp_exists = || {
+        std::fs::read_dir(site.dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".genome-v2.hpcs.tmp-")
+        })
+    };
+    while !temp_exists() {
+        assert!(
+            rekey.try_wait().unwrap().is_none(),
+            "rekey ended before its temporary file was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no temporary file");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: pid is our running child's; SIGSTOP/SIGCONT only pause it.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    std::fs::write(&out, b"someone else's file").unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let o = rekey.wait_with_output().unwrap();
+    let msg = assert_code(&o, exit::OUTPUT, "rekey whose output was taken meanwhile");
+    assert!(msg.contains("is as it was"), "{msg}");
+
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"someone else's file",
+        "replaced"
+    );
+    assert_eq!(site.genome_key_hex(), old_hex, "the old record is back");
+    let agent = site.agent("job-a", JOB_A);
+    let (key, _) = release(&site, &agent, &archive).expect("the old archive still opens");
+    assert_eq!(read_with(&archive, &key, "big.bin").len(), 48 << 20);
+    assert!(!temp_exists(), "temporary file left behind");
+}

@@ -363,7 +363,7 @@ impl RekeyVault {
         let ds = &self.ds;
         let allowed = &self.current.allowed;
         // KV v1 has no check-and-set: this narrows the window to the time
-        // between this read and the write below (docs/vault.md "Rekey").
+        // between this read and the write below (docs/vault.md "Rollback").
         let now = self.reg.current(ds).map_err(|e| {
             let mut f: Fail = e.into();
             f.msg.push_str("; found when about to replace the record, after re-encrypting: nothing was replaced");

@@ -377,12 +377,15 @@ impl RekeyVault {
                 ),
             ));
         }
-        if let Err(e) = self.reg.register(ds, key, archive_id, allowed, true) {
-            let f: Fail = e.into();
-            return Err(self.put_back(f, archive_id, "the archive was not replaced", tmp));
-        }
+        let status = match self.reg.register(ds, key, archive_id, allowed, true) {
+            Ok(st) => st,
+            Err(e) => {
+                let f: Fail = e.into();
+                return Err(self.put_back(f, archive_id, "the archive was not replaced", tmp));
+            }
+        };
         match tmp.rename(out, replace) {
-            Ok(()) => Ok(self.reg.status(ds)?),
+            Ok(()) => Ok(status),
             Err((tmp, e)) => {
                 let f = Fail::new(exit::OUTPUT, format!("cannot write {}: {e}", out.display()));
                 Err(self.put_back(f, archive_id, "the rekeyed archive was not placed", tmp))

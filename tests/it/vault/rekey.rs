@@ -160,6 +160,69 @@ fn rekey_of_an_age_and_vault_archive_keeps_both() {
     assert_eq!(code, exit::ROLLBACK, "{msg}");
 }
 
+/// alice's Vault dataset `genome` of one 48 MiB file `big.bin` of `byte`
+/// (large enough that its rekey can be paused midway), for `allow`.
+fn pack_big(site: &Site, byte: u8, allow: &[&str]) -> std::path::PathBuf {
+    let src = site.path("big-src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("big.bin"), vec![byte; 48 << 20]).unwrap();
+    let archive = site.path("genome.hpcs");
+    let mut c = site.pack_user("alice", &["pack"]);
+    c.arg(&src).arg("-o").arg(&archive);
+    c.args(["--vault", "--dataset", "genome", "-q"]);
+    for a in allow {
+        c.args(["--allow", a]);
+    }
+    assert_ok(&c.output().unwrap(), "pack --vault");
+    archive
+}
+
+/// Whether a temporary file of `out` (`.NAME.tmp-…`, pack::TempOut) is in
+/// the site's directory.
+fn temp_exists(site: &Site, out: &str) -> bool {
+    let prefix = format!(".{out}.tmp-");
+    std::fs::read_dir(site.dir.path()).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&prefix)
+    })
+}
+
+/// Runs alice's `hpcs-pack rekey ARGS`, writing `out` in the site's
+/// directory; once its temporary file exists (re-encryption under way) the
+/// rekey is paused (SIGSTOP), `meanwhile` runs, and the rekey goes on.
+fn rekey_paused(
+    site: &Site,
+    args: &[&std::ffi::OsStr],
+    out: &str,
+    meanwhile: impl FnOnce(),
+) -> std::process::Output {
+    let mut rekey = site
+        .pack_user("alice", &["rekey"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rekey.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !temp_exists(site, out) {
+        assert!(
+            rekey.try_wait().unwrap().is_none(),
+            "rekey ended before its temporary file was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no temporary file");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: pid is our running child's; SIGSTOP/SIGCONT only pause it.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    meanwhile();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    rekey.wait_with_output().unwrap()
+}
+
 /// KV v1 has no check-and-set: a change of the dataset while its archive is
 /// re-encrypted (here an identity removed with `allow --remove`, as an
 /// owner does when an identity leaks) must not be undone by the rekey's
@@ -170,60 +233,16 @@ fn a_dataset_changed_during_rekey_is_not_overwritten() {
     let Some(site) = Site::new("rekey_race") else {
         return;
     };
-    let src = site.path("big-src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("big.bin"), vec![3u8; 48 << 20]).unwrap();
-    let archive = site.path("genome.hpcs");
-    let mut c = site.pack_user("alice", &["pack"]);
-    c.arg(&src).arg("-o").arg(&archive);
-    c.args([
-        "--vault",
-        "--dataset",
-        "genome",
-        "-q",
-        "--allow",
-        JOB_A,
-        "--allow",
-        JOB_B,
-    ]);
-    assert_ok(&c.output().unwrap(), "pack --vault");
+    let archive = pack_big(&site, 3, &[JOB_A, JOB_B]);
     let before = std::fs::read(&archive).unwrap();
 
-    let mut rekey = site
-        .pack_user("alice", &["rekey"])
-        .arg(&archive)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = rekey.id() as i32;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let temp_exists = || {
-        std::fs::read_dir(site.dir.path()).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".genome.hpcs.tmp-")
-        })
-    };
-    while !temp_exists() {
-        assert!(
-            rekey.try_wait().unwrap().is_none(),
-            "rekey ended before its temporary file was seen"
-        );
-        assert!(std::time::Instant::now() < deadline, "no temporary file");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    // SAFETY: pid is our running child's; SIGSTOP/SIGCONT only pause it.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let o = site
-        .pack_user("alice", &["allow", "genome", "--remove", JOB_B])
-        .output()
-        .unwrap();
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
-    assert_ok(&o, "allow --remove during the rekey");
-    let o = rekey.wait_with_output().unwrap();
+    let o = rekey_paused(&site, &[archive.as_os_str()], "genome.hpcs", || {
+        let o = site
+            .pack_user("alice", &["allow", "genome", "--remove", JOB_B])
+            .output()
+            .unwrap();
+        assert_ok(&o, "allow --remove during the rekey");
+    });
     let msg = assert_code(&o, exit::ROLLBACK, "rekey of a dataset changed meanwhile");
     assert!(
         msg.contains("changed while the archive was re-encrypted"),
@@ -242,7 +261,10 @@ fn a_dataset_changed_during_rekey_is_not_overwritten() {
         std::fs::read(&archive).unwrap() == before,
         "archive replaced"
     );
-    assert!(!temp_exists(), "temporary file left behind");
+    assert!(
+        !temp_exists(&site, "genome.hpcs"),
+        "temporary file left behind"
+    );
 }
 
 /// The rename that places the rekeyed archive fails (here: `-o OUT` taken
@@ -254,50 +276,14 @@ fn a_failed_placement_puts_the_old_record_back() {
     let Some(site) = Site::new("rekey_put_back") else {
         return;
     };
-    let src = site.path("big-src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("big.bin"), vec![5u8; 48 << 20]).unwrap();
-    let archive = site.path("genome.hpcs");
-    let mut c = site.pack_user("alice", &["pack"]);
-    c.arg(&src).arg("-o").arg(&archive);
-    c.args(["--vault", "--dataset", "genome", "-q", "--allow", JOB_A]);
-    assert_ok(&c.output().unwrap(), "pack --vault");
+    let archive = pack_big(&site, 5, &[JOB_A]);
     let old_hex = site.genome_key_hex();
     let out = site.path("genome-v2.hpcs");
 
-    let mut rekey = site
-        .pack_user("alice", &["rekey"])
-        .arg(&archive)
-        .arg("-o")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = rekey.id() as i32;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let temp_exists = || {
-        std::fs::read_dir(site.dir.path()).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".genome-v2.hpcs.tmp-")
-        })
-    };
-    while !temp_exists() {
-        assert!(
-            rekey.try_wait().unwrap().is_none(),
-            "rekey ended before its temporary file was seen"
-        );
-        assert!(std::time::Instant::now() < deadline, "no temporary file");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    // SAFETY: pid is our running child's; SIGSTOP/SIGCONT only pause it.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
-    std::fs::write(&out, b"someone else's file").unwrap();
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
-    let o = rekey.wait_with_output().unwrap();
+    let args = [archive.as_os_str(), "-o".as_ref(), out.as_os_str()];
+    let o = rekey_paused(&site, &args, "genome-v2.hpcs", || {
+        std::fs::write(&out, b"someone else's file").unwrap();
+    });
     let msg = assert_code(&o, exit::OUTPUT, "rekey whose output was taken meanwhile");
     assert!(msg.contains("is as it was"), "{msg}");
 
@@ -310,5 +296,8 @@ fn a_failed_placement_puts_the_old_record_back() {
     let agent = site.agent("job-a", JOB_A);
     let (key, _) = release(&site, &agent, &archive).expect("the old archive still opens");
     assert_eq!(read_with(&archive, &key, "big.bin").len(), 48 << 20);
-    assert!(!temp_exists(), "temporary file left behind");
+    assert!(
+        !temp_exists(&site, "genome-v2.hpcs"),
+        "temporary file left behind"
+    );
 }

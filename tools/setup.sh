@@ -92,7 +92,9 @@ pip_tool crypt4gh crypt4gh==1.8.6 "the GA4GH reference implementation, peer of t
 # virtualenv: crypt4ghfs 1.2 imports functions crypt4gh 1.6+ removed, and needs
 # PyNaCl, which it does not declare. The benchmark leaves it out if missing.
 c4ghfs_venv=${HPCS_C4GHFS_VENV:-/opt/hpcs-bench/crypt4ghfs}
-if [[ ! -x $c4ghfs_venv/bin/crypt4ghfs ]]; then
+# Reused only if it runs from where it is (a venv moved from another path keeps
+# the old one in its scripts' shebangs).
+if ! "$c4ghfs_venv/bin/crypt4ghfs" --help >/dev/null 2>&1; then
   if ((install == 0)); then
     echo "setup: crypt4ghfs is missing from $c4ghfs_venv (--no-install given; the" \
       "benchmark's Crypt4GH phase leaves it out)" >&2

@@ -163,10 +163,15 @@ fi
 # --- 3. EasyBuild and Lmod --------------------------------------------------
 if want easybuild; then
   venv=$cache/easybuild-$EASYBUILD_VERSION
-  if [[ ! -x $venv/bin/eb ]]; then
+  # A kept virtualenv is reused only if its eb runs from where it is now: a
+  # cache copied or moved from another path keeps its old path in
+  # bin/activate and in pip's shebang, so nothing below uses either.
+  eb_runs() { env -i HOME="$HOME" PATH="$venv/bin:$PATH" "$venv/bin/eb" --version 2>/dev/null | grep -qF "EasyBuild $EASYBUILD_VERSION"; }
+  if ! eb_runs; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "easybuild==$EASYBUILD_VERSION"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "easybuild==$EASYBUILD_VERSION"
+    eb_runs || fail "EasyBuild $EASYBUILD_VERSION does not run from $venv after installing it"
     step "installed EasyBuild $EASYBUILD_VERSION from PyPI (kept in $venv)"
   fi
 
@@ -200,7 +205,7 @@ if want easybuild; then
   env -i HOME="$HOME" PATH="$PATH" TERM=dumb bash -c '
     set -euo pipefail
     . "$1"
-    . "$2/bin/activate"
+    export VIRTUAL_ENV="$2" PATH="$2/bin:$PATH" # what bin/activate does, wherever the venv was made
     eb "$3" --prefix="$4/eb" --sourcepath="$4/sources" --installpath="$4/eb-install" \
        --buildpath="$4/eb-build" --tmpdir="$4/eb-tmp" --enforce-checksums \
        --allow-use-as-root-and-accept-consequences --trace

@@ -166,7 +166,7 @@ if want easybuild; then
   # A kept virtualenv is reused only if its eb runs from where it is now: a
   # cache copied or moved from another path keeps its old path in
   # bin/activate and in pip's shebang, so nothing below uses either.
-  eb_runs() { env -i HOME="$HOME" PATH="$venv/bin:$PATH" "$venv/bin/eb" --version 2>/dev/null | grep -qF "EasyBuild $EASYBUILD_VERSION"; }
+  eb_runs() { env -i HOME="$HOME" PATH="$venv/bin:$PATH" "$venv/bin/eb" --version 2>/dev/null | grep -F "EasyBuild $EASYBUILD_VERSION" >/dev/null; }
   if ! eb_runs; then
     rm -rf "$venv"
     python3 -m venv "$venv"

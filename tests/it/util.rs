@@ -108,6 +108,13 @@ pub fn open_lib(
     hpcs::crypto::SealedArchive::open(src)?.unlock(key)
 }
 
+/// The archive's pin, as `hpcs-pack pack` and `inspect` print it.
+pub fn pin_of(path: &Path) -> String {
+    let src = hpcs::crypto::FileSource::open(path).expect("open archive");
+    let sealed = hpcs::crypto::SealedArchive::open(src).expect("archive header");
+    sealed.header().pin().to_string()
+}
+
 /// SHA-256 of `data`, lower-case hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;

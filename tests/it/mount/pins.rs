@@ -7,17 +7,15 @@
 
 use super::*;
 
-use hpcs::crypto::{FileSource, Pin, SealedArchive};
+use hpcs::crypto::{FileSource, SealedArchive};
+
+use crate::util::pin_of;
 
 fn header_of(path: &Path) -> hpcs::crypto::Header {
     SealedArchive::open(FileSource::open(path).unwrap())
         .unwrap()
         .header()
         .clone()
-}
-
-fn pin_of(path: &Path) -> Pin {
-    header_of(path).pin()
 }
 
 /// The victim's archive, and the attacker's substitutes for it.
@@ -109,12 +107,12 @@ impl Matrix {
 fn a_pinned_mount_refuses_every_substitute_and_mounts_nothing() {
     need_fuse!();
     let m = Matrix::new();
-    let pin = pin_of(&m.genuine).to_string();
+    let pin = pin_of(&m.genuine);
     let pinned = ["--pin".to_string(), pin.clone()];
 
     // Accepted: the genuine archive and its rewrapped copy (same pin).
     for ok in ["genuine.hpcs", "rewrapped.hpcs"] {
-        assert_eq!(pin_of(&m.path(ok)).to_string(), pin, "{ok}");
+        assert_eq!(pin_of(&m.path(ok)), pin, "{ok}");
         let out = m.run(&m.path(ok), &pinned);
         assert_eq!(
             out.status.code(),
@@ -155,7 +153,7 @@ fn a_pinned_mount_refuses_every_substitute_and_mounts_nothing() {
     }
     // The copied id and key check really carry the genuine pin: the header
     // check alone cannot tell, the key check after unwrapping does.
-    assert_eq!(pin_of(&m.path("copied-id.hpcs")).to_string(), pin);
+    assert_eq!(pin_of(&m.path("copied-id.hpcs")), pin);
 }
 
 #[test]

@@ -7,14 +7,7 @@ use hpcs::crypto::{FileSource, SealedArchive};
 use hpcs::exit;
 
 use super::harness::*;
-
-fn pin_of(path: &std::path::Path) -> String {
-    SealedArchive::open(FileSource::open(path).unwrap())
-        .unwrap()
-        .header()
-        .pin()
-        .to_string()
-}
+use crate::util::pin_of;
 
 #[test]
 fn rekey_replaces_the_vault_record_and_the_old_key_opens_nothing() {

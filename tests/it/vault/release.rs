@@ -6,6 +6,7 @@ use hpcs::exit;
 use hpcs::keys::vault::{self, slot_role};
 
 use super::harness::*;
+use crate::util::pin_of;
 
 #[test]
 fn allowed_identity_gets_the_key_and_the_audit_log_shows_who() {
@@ -240,13 +241,6 @@ fn a_pinned_vault_mount_refuses_an_archive_of_another_dataset() {
         trap.ends_with("/trap") && wanted.ends_with("/genome"),
         "{trap} {wanted}"
     );
-    let pin_of = |p: &std::path::Path| {
-        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(p).unwrap())
-            .unwrap()
-            .header()
-            .pin()
-            .to_string()
-    };
     let pin = pin_of(&genome);
 
     assert_mounted_and_read(&mount_cat(&site, &agent, &bobs, &[]));
@@ -301,12 +295,7 @@ fn a_reference_archive_is_released_by_vault_and_pinned() {
 
     let o = mount_cat(&site, &agent, &out, &["--pin", &pin]);
     assert_mounted_and_read(&o);
-    let genome_pin =
-        hpcs::crypto::SealedArchive::open(hpcs::crypto::FileSource::open(&genome).unwrap())
-            .unwrap()
-            .header()
-            .pin()
-            .to_string();
+    let genome_pin = pin_of(&genome);
     let o = mount_cat(&site, &agent, &out, &["--pin", &genome_pin]);
     assert_code(&o, exit::ARCHIVE_PIN, "reference archive under another pin");
     assert!(o.stdout.is_empty());
